@@ -1,0 +1,86 @@
+// Answering PowerDNS's questions from the store: the logic shared by every adapter (the remote
+// backend over a pipe or unix socket, and the native module).
+//
+// An Answerer owns one Store connection's view of the zones: a sorted in-memory table with
+// each zone's SOA content rendered, reloaded only when the database changed (PRAGMA
+// data_version), never per query. lookup() costs, after warm-up: no heap allocation, at most
+// one indexed SELECT (owner names only), zone-level names answered from memory.
+// Not thread-safe: one Answerer per connection/thread, as PowerDNS uses one backend instance
+// per thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "smimea/config.h"
+#include "smimea/status.h"
+#include "smimea/store.h"
+
+namespace smimea {
+
+enum class QType : std::uint8_t { kAny, kSoa, kNs, kSmimea, kOther };
+
+// "ANY", "SOA", "NS", "SMIMEA" (any case); anything else is kOther.
+QType parse_qtype(std::string_view text);
+
+// Receives the records of an answer. qname is the name as the caller spelled it (lookup) or
+// the owner name (list); all string_views are valid only during the call.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  // SOA and NS records; content is in presentation format.
+  virtual void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
+                        std::int64_t zone_id, std::string_view content) = 0;
+  virtual void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) = 0;
+  // An empty non-terminal marker (pdns's "ENT" pseudo-type).
+  virtual void add_ent(std::string_view qname, std::int64_t zone_id) = 0;
+};
+
+struct ZoneEntry {
+  Zone zone;
+  std::string soa_content;  // "mname rname serial refresh retry expire minimum"
+  // What follows the 56 hex digits in an owner name of this zone, fully qualified:
+  // "._smimecert.example.com." or, for a zone whose apex is _smimecert.example.com, ".<apex>.".
+  std::string owner_suffix;
+  std::string fqdn;         // "example.com."
+};
+
+class Answerer {
+ public:
+  // Both must outlive the Answerer.
+  Answerer(Store& store, const Config& config);
+
+  // Reloads the zone table if the database changed since the last call.
+  Status refresh();
+
+  // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK.
+  Status lookup(std::string_view qname, QType qtype, RecordSink& sink);
+
+  // Every record of the zone (AXFR order: SOA first; the closing SOA is pdns's job).
+  // NotFound if there is no such zone.
+  Status list(std::int64_t zone_id, RecordSink& sink);
+
+  // The zone table as of the last refresh(), sorted by name.
+  const std::vector<ZoneEntry>& zones() const { return zones_; }
+  const ZoneEntry* find_zone(std::string_view name) const;  // any case, trailing dot optional
+  const ZoneEntry* find_zone_by_id(std::int64_t id) const;
+
+  // Lookups served since construction (for statistics).
+  std::uint64_t lookups() const { return lookups_; }
+
+ private:
+  const ZoneEntry* find_zone_lower(std::string_view lower_name) const;
+  Status reload();
+
+  Store& store_;
+  const Config& config_;
+  std::vector<ZoneEntry> zones_;
+  std::unordered_map<std::int64_t, std::size_t> by_id_;
+  bool loaded_ = false;
+  std::uint64_t lookups_ = 0;
+};
+
+}  // namespace smimea

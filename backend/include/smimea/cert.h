@@ -1,0 +1,60 @@
+// Certificates in: parsing PEM, DER and PKCS#7 input, the checks made before a certificate is
+// published, and the association data of RFC 6698 section 2.1.
+//
+// A Certificate is plain data extracted once at parse time; nothing here keeps OpenSSL objects
+// alive, so the rest of the program never sees OpenSSL. Functions are thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smimea/owner_name.h"
+#include "smimea/status.h"
+#include "smimea/types.h"
+
+namespace smimea {
+
+struct Certificate {
+  Bytes der;                                // the certificate as received (selector 0)
+  Bytes spki;                               // DER SubjectPublicKeyInfo (selector 1)
+  std::array<std::uint8_t, 32> fingerprint;  // SHA2-256 over der
+  std::string subject;                      // RFC 2253 one-line form
+  std::string issuer;
+  std::string serial;                       // hex
+  std::int64_t not_before = 0;              // seconds since the epoch
+  std::int64_t not_after = 0;
+  bool is_ca = false;                       // basicConstraints CA, or a v1 self-signed root
+  // Addresses the certificate names, in order: SAN rfc822Name, SAN SmtpUTF8Mailbox
+  // (RFC 8398), then the subject's legacy emailAddress attributes. As written in the
+  // certificate; compare with certificate_names().
+  std::vector<std::string> emails;
+};
+
+// Default cap on one input (file or stdin): far above any real certificate bundle.
+inline constexpr std::size_t kDefaultMaxInputBytes = 1024 * 1024;
+
+// Parses every certificate in input: PEM (one or several CERTIFICATE or PKCS7 blocks), DER
+// certificate, or DER PKCS#7 (SignedData certificates). source names the input in messages.
+// Refuses, with one line, private keys, certificate requests, empty input, input larger than
+// max_bytes and anything that is not a certificate. Returns at least one certificate on success.
+Result<std::vector<Certificate>> parse_certificates(std::string_view input, std::string_view source,
+                                                    std::size_t max_bytes = kDefaultMaxInputBytes);
+
+// RFC 6698 section 2.1: the certificate or its SPKI (selector), as is or hashed (matching type).
+Bytes compute_association(const Certificate& cert, Selector selector, MatchingType matching_type);
+
+// True if the certificate names addr (case-insensitive on the domain and on ASCII letters of
+// the local-part; domains compared in A-label form).
+bool certificate_names(const Certificate& cert, const MailAddress& addr);
+
+// Validates association data as it would be published: digest lengths (32 / 64 octets) and,
+// for matching type 0, that selector 0 data is a certificate and selector 1 data an SPKI.
+Status check_association_data(const RecordParams& params, const Bytes& data);
+
+// Parses a DER certificate (as published in a 3 0 0 record).
+Result<Certificate> parse_der_certificate(const Bytes& der);
+
+}  // namespace smimea

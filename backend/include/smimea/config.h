@@ -1,0 +1,66 @@
+// Configuration: a plain struct with documented in-class defaults, loaded from YAML.
+//
+// Only `database` is required. load_config() validates everything before returning, so a
+// Config that exists is valid. Immutable after loading; safe to share between threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "smimea/status.h"
+#include "smimea/types.h"
+
+namespace smimea {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/smimea/smimea.yaml";
+
+struct SoaTemplate {
+  std::string mname;                 // Default: the first of `nameservers`.
+  std::string rname = "hostmaster.invalid.";  // Mailbox of the zone's admin, in DNS form.
+  std::uint32_t refresh = 10800;     // Default: 3 hours.
+  std::uint32_t retry = 3600;        // Default: 1 hour.
+  std::uint32_t expire = 1209600;    // Default: 2 weeks.
+  std::uint32_t minimum = 300;       // Negative-caching TTL (RFC 2308). Default: 5 minutes.
+  std::uint32_t ttl = 3600;          // TTL of the SOA record. Default: 1 hour.
+};
+
+struct Config {
+  std::string source;                 // file the config came from ("" for built-in defaults)
+  std::string database;               // REQUIRED: path of the SQLite store.
+  std::uint32_t default_ttl = 3600;   // TTL of SMIMEA records without --ttl. Default: 1 hour.
+  // Records published for each certificate when no --usage/--selector/--matching-type is
+  // given. Default: one `3 0 0` record (DANE-EE, full certificate, exact), the only form a
+  // sender can encrypt to.
+  std::vector<RecordParams> default_records{RecordParams{}};
+  // Also publish the owner of the ASCII-lower-cased local-part when it differs. Default: true.
+  bool lowercase_variant = true;
+  // Cap on the RDATA bytes of one owner's SMIMEA RRset. PowerDNS 4.7 cannot send an RRset
+  // over ~64 KB. Default: 32768.
+  std::size_t max_rrset_bytes = 32768;
+  // Largest certificate input (file or stdin) accepted. Default: 1 MiB.
+  std::size_t max_input_bytes = 1024 * 1024;
+  SoaTemplate soa;
+  // NS records at every authoritative zone apex. Default: ["localhost."] (set it!).
+  std::vector<std::string> nameservers{"localhost."};
+  std::uint32_t ns_ttl = 3600;        // TTL of NS records. Default: 1 hour.
+  // How long a query waits for a locked database before it fails. Default: 200 ms; must stay
+  // well under pdns's remote-backend timeout (2000 ms).
+  std::uint32_t busy_timeout_ms = 200;
+  // Unix socket of `smimea-backend --listen`: permission bits and group. Default: 0660, the
+  // group of the process.
+  std::uint32_t socket_mode = 0660;
+  std::string socket_group;
+  // SQLite page cache per connection, in KiB. Default: 65536 (64 MiB).
+  std::uint32_t cache_kib = 65536;
+};
+
+// Reads and validates a YAML file. Errors name the file, the line and the key:
+// "smimea.yaml:14: soa.refresh: 0 is out of range 1..2147483647".
+Result<Config> load_config(const std::string& path);
+
+// Same, from text; source is used in messages and stored in Config::source.
+Result<Config> parse_config(const std::string& text, const std::string& source);
+
+}  // namespace smimea

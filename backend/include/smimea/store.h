@@ -1,0 +1,176 @@
+// The certificate store: an SQLite database (schema/schema.sql) holding zones, certificates
+// and the SMIMEA records computed from them at insert time.
+//
+// A Store is one connection. It is not thread-safe: give each thread its own (SQLite allows
+// many readers next to one writer in WAL mode). smimea-ctl opens it read-write and wraps each
+// command in one transaction; smimea-backend opens it with query_only, so it can never write.
+// Every failure comes back as a Status naming the operation, SQLite's message and its
+// extended code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smimea/status.h"
+#include "smimea/types.h"
+
+namespace smimea {
+
+// Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
+inline constexpr int kSchemaVersion = 1;
+
+enum class ZoneMode : std::uint8_t {
+  kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
+  kOverlay = 1,        // another pdns backend owns the zone; we serve only _smimecert names
+};
+std::string_view zone_mode_name(ZoneMode mode);
+std::optional<ZoneMode> parse_zone_mode(std::string_view name);
+
+struct Zone {
+  std::int64_t id = -1;
+  std::string name;  // lower-case A-labels, no trailing dot
+  ZoneMode mode = ZoneMode::kAuthoritative;
+  std::uint32_t serial = 0;
+  std::int64_t notified_serial = -1;  // -1: never notified
+  bool has_records = false;           // at least one SMIMEA record
+};
+
+// One SMIMEA record as stored. `data` points into the statement's row: valid only during the
+// visitor call.
+struct RecordView {
+  const OwnerHash* owner = nullptr;
+  RecordParams params;
+  std::uint32_t ttl = 0;
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+};
+
+class RecordVisitor {
+ public:
+  virtual ~RecordVisitor() = default;
+  virtual void visit(const RecordView& record) = 0;
+};
+
+// A certificate as smimea-ctl adds it: everything computed before the transaction starts.
+struct NewCertificate {
+  std::string address;  // as printed: MailAddress::to_string()
+  std::string domain;   // A-label mail domain
+  Bytes der;
+  std::array<std::uint8_t, 32> fingerprint{};
+  std::string subject;
+  std::string issuer;
+  std::string serial;
+  std::int64_t not_before = 0;
+  std::int64_t not_after = 0;
+  struct Record {
+    OwnerHash owner{};
+    RecordParams params;
+    std::uint32_t ttl = 0;
+    Bytes data;
+  };
+  std::vector<Record> records;
+};
+
+struct AddResult {
+  std::string zone;         // the zone the records went into
+  int records_added = 0;    // 0: everything was already there
+};
+
+struct CertRecordInfo {
+  std::string owner_name;  // fully qualified
+  RecordParams params;
+  std::uint32_t ttl = 0;
+  std::size_t data_size = 0;
+};
+
+struct CertInfo {
+  std::int64_t id = 0;
+  std::string address;
+  std::string zone;
+  std::array<std::uint8_t, 32> fingerprint{};
+  std::string subject;
+  std::string issuer;
+  std::string serial;
+  std::int64_t not_before = 0;
+  std::int64_t not_after = 0;
+  std::int64_t created_at = 0;
+  std::vector<CertRecordInfo> records;
+};
+
+struct StoreOptions {
+  bool read_only = false;             // query_only: the backend's mode
+  std::uint32_t busy_timeout_ms = 5000;
+  std::uint32_t cache_kib = 65536;
+  std::size_t max_rrset_bytes = 32768;
+};
+
+class Store {
+ public:
+  // Creates the database if it does not exist, or migrates it to kSchemaVersion. Refuses a
+  // store from a newer version. Returns the version the store was at before (0 if new).
+  static Result<int> init(const std::string& path);
+
+  // Opens an existing store at kSchemaVersion. A missing file, another file type, an older
+  // schema ("run smimea-ctl init") or a newer one are StoreErrors with a clear message.
+  static Result<std::unique_ptr<Store>> open(const std::string& path, const StoreOptions& options);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // --- read side (hot path first) ---
+
+  // Visits the records of owner `owner` in zone `zone_id`: one indexed read, no allocation
+  // after the first call.
+  Status find_records(std::int64_t zone_id, const OwnerHash& owner, RecordVisitor& visitor);
+
+  // True if another connection committed since the last call (PRAGMA data_version). Cheap.
+  Result<bool> data_changed();
+
+  // All zones, ordered by name, with has_records filled in.
+  Status load_zones(std::vector<Zone>* zones);
+
+  // Visits every record of a zone, ordered by owner, from one consistent snapshot.
+  Status list_zone(std::int64_t zone_id, RecordVisitor& visitor);
+
+  // Zone by exact (normalised) name; NotFound if absent.
+  Result<Zone> find_zone(std::string_view name);
+
+  // Certificates filtered by address (exact, as printed) and/or zone name; either may be empty.
+  Result<std::vector<CertInfo>> list_certificates(std::string_view address, std::string_view zone);
+
+  Status integrity_check();
+
+  // --- write side: smimea-ctl only; wrap each command in begin()/commit() ---
+
+  Status begin();
+  // Bumps the serial of every zone changed since begin(), then commits.
+  Status commit();
+  void rollback() noexcept;
+
+  Result<Zone> add_zone(std::string_view name, ZoneMode mode);
+  // Refuses (Conflict) a zone that still has certificates unless force is set; with force the
+  // certificates go too. Returns the number of certificates removed.
+  Result<int> remove_zone(std::string_view name, bool force);
+
+  // Stores a certificate and its records in zone `zone_id`. Adding what is already there
+  // changes nothing (records_added == 0). Refuses (Conflict) records that would make an
+  // owner's RRset larger than max_rrset_bytes.
+  Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert);
+
+  // Removes the certificates stored for `address` (all, or the one with this SHA2-256
+  // fingerprint) with their records. Returns how many were removed.
+  Result<int> remove_certificates(std::string_view address,
+                                  const std::optional<std::array<std::uint8_t, 32>>& fingerprint);
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace smimea

@@ -1,0 +1,45 @@
+// Shared plumbing of smimea-ctl's commands: the global options, loading the config and the
+// store, and turning a Status into a message and an exit code (DESIGN.md: 0 ok, 1 refused,
+// 2 usage or config error, 3 store error).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "smimea/config.h"
+#include "smimea/status.h"
+#include "smimea/store.h"
+
+namespace smimea::admin {
+
+enum ExitCode : int { kExitOk = 0, kExitRefused = 1, kExitUsage = 2, kExitStore = 3 };
+
+struct Context {
+  std::string config_path = kDefaultConfigPath;
+  bool json = false;
+  int exit_code = kExitOk;
+
+  Result<Config> load_config() const;
+  // Opens the store named by the config for writing (smimea-ctl is the only writer).
+  Result<std::unique_ptr<Store>> open_store(const Config& config) const;
+};
+
+int exit_code_for(const Status& status);
+// Prints "smimea-ctl: <message>" on stderr and returns the exit code for status.
+int fail(const Status& status);
+void warn(std::string_view message);
+
+// Reads FILE, or stdin for "-", refusing more than max_bytes.
+Result<std::string> read_input(const std::string& path, std::size_t max_bytes);
+
+std::string format_time(std::int64_t epoch_seconds);  // "2027-01-31T12:00:00Z"
+
+// Each registers its subcommands; the chosen one stores its exit code in ctx.exit_code.
+void add_zone_commands(CLI::App& app, Context& ctx);
+void add_cert_commands(CLI::App& app, Context& ctx);
+void add_misc_commands(CLI::App& app, Context& ctx);
+
+}  // namespace smimea::admin

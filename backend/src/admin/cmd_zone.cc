@@ -1,0 +1,126 @@
+// smimea-ctl zone add|list|remove
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "admin.h"
+#include "smimea/owner_name.h"
+
+namespace smimea::admin {
+namespace {
+
+struct ZoneOptions {
+  std::string name;
+  std::string mode = "authoritative";
+  bool force = false;
+};
+
+// Runs fn(store) inside one transaction; commits if it returned OK.
+template <class Fn>
+int in_transaction(Context& ctx, Fn fn) {
+  auto config = ctx.load_config();
+  if (!config.ok()) return fail(config.status());
+  auto store = ctx.open_store(*config);
+  if (!store.ok()) return fail(store.status());
+  Store& s = **store;
+  Status status = s.begin();
+  if (status.ok()) status = fn(s);
+  if (status.ok()) status = s.commit();
+  if (!status.ok()) {
+    s.rollback();
+    return fail(status);
+  }
+  return kExitOk;
+}
+
+int zone_add(Context& ctx, const ZoneOptions& opts) {
+  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
+  if (!name.ok()) return fail(name.status());
+  auto mode = parse_zone_mode(opts.mode);
+  if (!mode) return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
+  return in_transaction(ctx, [&](Store& store) -> Status {
+    auto zone = store.add_zone(*name, *mode);
+    if (!zone.ok()) return zone.status();
+    if (ctx.json) {
+      std::cout << nlohmann::json{{"zone", zone->name},
+                                  {"id", zone->id},
+                                  {"mode", zone_mode_name(zone->mode)},
+                                  {"serial", zone->serial}}
+                       .dump()
+                << '\n';
+    } else {
+      std::cout << "added zone " << zone->name << " (" << zone_mode_name(zone->mode)
+                << ", serial " << zone->serial << ")\n";
+    }
+    return Status();
+  });
+}
+
+int zone_remove(Context& ctx, const ZoneOptions& opts) {
+  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
+  if (!name.ok()) return fail(name.status());
+  return in_transaction(ctx, [&](Store& store) -> Status {
+    auto removed = store.remove_zone(*name, opts.force);
+    if (!removed.ok()) return removed.status();
+    if (ctx.json) {
+      std::cout << nlohmann::json{{"zone", *name}, {"certificates_removed", *removed}}.dump()
+                << '\n';
+    } else {
+      std::cout << "removed zone " << *name << " and " << *removed << " certificate(s)\n";
+    }
+    return Status();
+  });
+}
+
+int zone_list(Context& ctx) {
+  auto config = ctx.load_config();
+  if (!config.ok()) return fail(config.status());
+  auto store = ctx.open_store(*config);
+  if (!store.ok()) return fail(store.status());
+  std::vector<Zone> zones;
+  if (Status s = (*store)->load_zones(&zones); !s.ok()) return fail(s);
+  if (ctx.json) {
+    auto out = nlohmann::json::array();
+    for (const Zone& z : zones) {
+      out.push_back({{"zone", z.name},
+                     {"id", z.id},
+                     {"mode", zone_mode_name(z.mode)},
+                     {"serial", z.serial},
+                     {"has_records", z.has_records}});
+    }
+    std::cout << out.dump() << '\n';
+  } else {
+    for (const Zone& z : zones) {
+      std::cout << z.name << '\t' << zone_mode_name(z.mode) << "\tserial " << z.serial << '\n';
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_zone_commands(CLI::App& app, Context& ctx) {
+  auto opts = std::make_shared<ZoneOptions>();
+  CLI::App* zone = app.add_subcommand("zone", "Manage the zones the records are published in");
+  zone->require_subcommand(1);
+
+  CLI::App* add = zone->add_subcommand("add", "Add a zone (example.com, or _smimecert.example.com "
+                                              "when only that subzone is delegated to us)");
+  add->add_option("ZONE", opts->name, "Zone name")->required();
+  add->add_option("--mode", opts->mode,
+                  "authoritative: serve SOA, NS and the records; overlay: only the _smimecert "
+                  "names, another pdns backend owns the zone")
+      ->check(CLI::IsMember({"authoritative", "overlay"}))
+      ->default_str("authoritative");
+  add->callback([&ctx, opts] { ctx.exit_code = zone_add(ctx, *opts); });
+
+  CLI::App* list = zone->add_subcommand("list", "List the zones");
+  list->callback([&ctx] { ctx.exit_code = zone_list(ctx); });
+
+  CLI::App* remove = zone->add_subcommand("remove", "Remove a zone");
+  remove->add_option("ZONE", opts->name, "Zone name")->required();
+  remove->add_flag("--force", opts->force, "Also remove the zone's certificates");
+  remove->callback([&ctx, opts] { ctx.exit_code = zone_remove(ctx, *opts); });
+}
+
+}  // namespace smimea::admin

@@ -1,0 +1,81 @@
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include "admin.h"
+
+namespace smimea::admin {
+
+Result<Config> Context::load_config() const { return smimea::load_config(config_path); }
+
+Result<std::unique_ptr<Store>> Context::open_store(const Config& config) const {
+  StoreOptions options;
+  options.read_only = false;
+  options.busy_timeout_ms = 5000;
+  options.max_rrset_bytes = config.max_rrset_bytes;
+  return Store::open(config.database, options);
+}
+
+int exit_code_for(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kOk:
+      return kExitOk;
+    case Status::Code::kConfigError:
+      return kExitUsage;
+    case Status::Code::kStoreError:
+      return kExitStore;
+    case Status::Code::kNotFound:
+    case Status::Code::kInvalidArgument:
+    case Status::Code::kConflict:
+      return kExitRefused;
+  }
+  return kExitStore;
+}
+
+int fail(const Status& status) {
+  std::cerr << "smimea-ctl: " << status.message() << '\n';
+  return exit_code_for(status);
+}
+
+void warn(std::string_view message) { std::cerr << "smimea-ctl: warning: " << message << '\n'; }
+
+Result<std::string> read_input(const std::string& path, std::size_t max_bytes) {
+  const std::string shown = path == "-" ? "stdin" : path;
+  std::FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::invalid_argument(shown, std::strerror(errno));
+  std::string data;
+  char buf[65536];
+  std::size_t n;
+  bool too_big = false;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    if (data.size() + n > max_bytes) {
+      too_big = true;
+      break;
+    }
+    data.append(buf, n);
+  }
+  const bool error = std::ferror(f) != 0;
+  if (f != stdin) std::fclose(f);
+  if (too_big) {
+    return Status::invalid_argument(shown, "input larger than " + std::to_string(max_bytes) +
+                                               " bytes (max-input-bytes): refused");
+  }
+  if (error) return Status::invalid_argument(shown, "read error");
+  return data;
+}
+
+std::string format_time(std::int64_t epoch_seconds) {
+  const auto t = static_cast<std::time_t>(epoch_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace smimea::admin

@@ -1,0 +1,182 @@
+#include "smimea/answer.h"
+
+#include <algorithm>
+
+#include "smimea/hex.h"
+#include "smimea/owner_name.h"
+
+namespace smimea {
+namespace {
+
+constexpr std::size_t kMaxQnameBytes = 255;
+
+// Lower-cases an ASCII name into buf without allocating; returns the view without the
+// trailing dot, or false if it cannot be a DNS name.
+bool to_lower_name(std::string_view in, char (&buf)[kMaxQnameBytes + 1], std::string_view* out) {
+  in = strip_trailing_dot(in);
+  if (in.size() > kMaxQnameBytes) return false;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  }
+  *out = std::string_view(buf, in.size());
+  return true;
+}
+
+bool starts_with_smimecert(std::string_view name) {
+  return name.size() > kSmimecertLabel.size() &&
+         name.compare(0, kSmimecertLabel.size(), kSmimecertLabel) == 0 &&
+         name[kSmimecertLabel.size()] == '.';
+}
+
+class ForwardVisitor : public RecordVisitor {
+ public:
+  ForwardVisitor(std::string_view qname, std::int64_t zone_id, RecordSink& sink)
+      : qname_(qname), zone_id_(zone_id), sink_(sink) {}
+  void visit(const RecordView& rr) override { sink_.add_smimea(qname_, zone_id_, rr); }
+
+ private:
+  std::string_view qname_;
+  std::int64_t zone_id_;
+  RecordSink& sink_;
+};
+
+}  // namespace
+
+QType parse_qtype(std::string_view text) {
+  if (iequals(text, "ANY")) return QType::kAny;
+  if (iequals(text, "SMIMEA")) return QType::kSmimea;
+  if (iequals(text, "SOA")) return QType::kSoa;
+  if (iequals(text, "NS")) return QType::kNs;
+  return QType::kOther;
+}
+
+Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(config) {}
+
+Status Answerer::refresh() {
+  auto changed = store_.data_changed();
+  if (!changed.ok()) return changed.status();
+  if (*changed || !loaded_) return reload();
+  return Status();
+}
+
+Status Answerer::reload() {
+  std::vector<Zone> zones;
+  SMIMEA_RETURN_IF_ERROR(store_.load_zones(&zones));
+  std::vector<ZoneEntry> entries;
+  entries.reserve(zones.size());
+  std::unordered_map<std::int64_t, std::size_t> by_id;
+  const SoaTemplate& soa = config_.soa;
+  for (Zone& z : zones) {
+    ZoneEntry e;
+    e.fqdn = z.name + ".";
+    e.owner_suffix = starts_with_smimecert(z.name) ? "." + e.fqdn : "._smimecert." + e.fqdn;
+    e.soa_content = soa.mname + " " + soa.rname + " " + std::to_string(z.serial) + " " +
+                    std::to_string(soa.refresh) + " " + std::to_string(soa.retry) + " " +
+                    std::to_string(soa.expire) + " " + std::to_string(soa.minimum);
+    e.zone = std::move(z);
+    by_id.emplace(e.zone.id, entries.size());
+    entries.push_back(std::move(e));
+  }
+  zones_ = std::move(entries);
+  by_id_ = std::move(by_id);
+  loaded_ = true;
+  return Status();
+}
+
+const ZoneEntry* Answerer::find_zone_lower(std::string_view lower_name) const {
+  auto it = std::lower_bound(zones_.begin(), zones_.end(), lower_name,
+                             [](const ZoneEntry& e, std::string_view n) { return e.zone.name < n; });
+  if (it == zones_.end() || it->zone.name != lower_name) return nullptr;
+  return &*it;
+}
+
+const ZoneEntry* Answerer::find_zone(std::string_view name) const {
+  char buf[kMaxQnameBytes + 1];
+  std::string_view lower;
+  if (!to_lower_name(name, buf, &lower)) return nullptr;
+  return find_zone_lower(lower);
+}
+
+const ZoneEntry* Answerer::find_zone_by_id(std::int64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &zones_[it->second];
+}
+
+Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
+  ++lookups_;
+  char buf[kMaxQnameBytes + 1];
+  std::string_view name;
+  if (!to_lower_name(qname, buf, &name)) return Status();
+
+  // Owner names: <56 hex>._smimecert.<domain>. One indexed read.
+  OwnerHash hash;
+  std::string_view rest;  // "_smimecert.<domain>"
+  if (parse_owner_qname(name, &hash, &rest)) {
+    if (!loaded_) SMIMEA_RETURN_IF_ERROR(refresh());
+    if (qtype != QType::kAny && qtype != QType::kSmimea) return Status();
+    // The most specific zone wins: a delegated _smimecert.<domain> before <domain>.
+    const ZoneEntry* zone = find_zone_lower(rest);
+    if (zone == nullptr && rest.size() > kSmimecertLabel.size() + 1) {
+      zone = find_zone_lower(rest.substr(kSmimecertLabel.size() + 1));
+      if (zone != nullptr && starts_with_smimecert(zone->zone.name)) zone = nullptr;
+    }
+    if (zone == nullptr) return Status();
+    ForwardVisitor forward(qname, zone->zone.id, sink);
+    return store_.find_records(zone->zone.id, hash, forward);
+  }
+
+  // Zone-level names are answered from memory; this is where a change is noticed.
+  SMIMEA_RETURN_IF_ERROR(refresh());
+  if (const ZoneEntry* zone = find_zone_lower(name)) {
+    if (zone->zone.mode != ZoneMode::kAuthoritative) return Status();
+    if (qtype == QType::kAny || qtype == QType::kSoa) {
+      sink.add_text(qname, "SOA", config_.soa.ttl, zone->zone.id, zone->soa_content);
+    }
+    if (qtype == QType::kAny || qtype == QType::kNs) {
+      for (const std::string& ns : config_.nameservers) {
+        sink.add_text(qname, "NS", config_.ns_ttl, zone->zone.id, ns);
+      }
+    }
+    return Status();
+  }
+  // _smimecert.<zone> is an empty non-terminal when the zone has records: NOERROR/NODATA,
+  // never NXDOMAIN, or RFC 8020 resolvers would deny every name below it.
+  if (qtype == QType::kAny && starts_with_smimecert(name)) {
+    const ZoneEntry* zone = find_zone_lower(name.substr(kSmimecertLabel.size() + 1));
+    if (zone != nullptr && zone->zone.has_records && !starts_with_smimecert(zone->zone.name)) {
+      sink.add_ent(qname, zone->zone.id);
+    }
+  }
+  return Status();
+}
+
+Status Answerer::list(std::int64_t zone_id, RecordSink& sink) {
+  SMIMEA_RETURN_IF_ERROR(refresh());
+  const ZoneEntry* zone = find_zone_by_id(zone_id);
+  if (zone == nullptr) return Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
+  if (zone->zone.mode == ZoneMode::kAuthoritative) {
+    sink.add_text(zone->fqdn, "SOA", config_.soa.ttl, zone_id, zone->soa_content);
+    for (const std::string& ns : config_.nameservers) {
+      sink.add_text(zone->fqdn, "NS", config_.ns_ttl, zone_id, ns);
+    }
+  }
+  class ListVisitor : public RecordVisitor {
+   public:
+    ListVisitor(const ZoneEntry& z, RecordSink& s) : zone_(z), sink_(s) {}
+    void visit(const RecordView& rr) override {
+      name_.clear();
+      append_hex(name_, rr.owner->data(), rr.owner->size());
+      name_ += zone_.owner_suffix;
+      sink_.add_smimea(name_, zone_.zone.id, rr);
+    }
+
+   private:
+    const ZoneEntry& zone_;
+    RecordSink& sink_;
+    std::string name_;
+  } visitor(*zone, sink);
+  return store_.list_zone(zone_id, visitor);
+}
+
+}  // namespace smimea

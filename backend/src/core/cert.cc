@@ -1,0 +1,306 @@
+#include "smimea/cert.h"
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "openssl_util.h"
+
+namespace smimea {
+namespace {
+
+using detail::BioPtr;
+using detail::drain_openssl_errors;
+using detail::EvpPkeyPtr;
+using detail::Pkcs7Ptr;
+using detail::X509Ptr;
+using detail::X509ReqPtr;
+
+// id-on-SmtpUTF8Mailbox, RFC 8398 section 3.
+constexpr const char* kSmtpUtf8MailboxOid = "1.3.6.1.5.5.7.8.9";
+
+std::string name_to_string(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return {};
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(google-runtime-int)
+  return std::string(data, static_cast<std::size_t>(len));
+}
+
+bool asn1_time_to_epoch(const ASN1_TIME* t, std::int64_t* out) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return false;
+  *out = static_cast<std::int64_t>(timegm(&tm));
+  return true;
+}
+
+std::string serial_to_hex(const ASN1_INTEGER* serial) {
+  BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr);
+  if (bn == nullptr) return {};
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex != nullptr ? hex : "";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string asn1_string_to_std(const ASN1_STRING* s) {
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<std::size_t>(ASN1_STRING_length(s)));
+}
+
+void collect_emails(X509* x, std::vector<std::string>* emails) {
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    ASN1_OBJECT* utf8_mailbox = OBJ_txt2obj(kSmtpUtf8MailboxOid, 1);
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+      if (gn->type == GEN_EMAIL) {
+        emails->push_back(asn1_string_to_std(gn->d.rfc822Name));
+      } else if (gn->type == GEN_OTHERNAME && utf8_mailbox != nullptr &&
+                 OBJ_cmp(gn->d.otherName->type_id, utf8_mailbox) == 0 &&
+                 gn->d.otherName->value->type == V_ASN1_UTF8STRING) {
+        emails->push_back(asn1_string_to_std(gn->d.otherName->value->value.utf8string));
+      }
+    }
+    ASN1_OBJECT_free(utf8_mailbox);
+    GENERAL_NAMES_free(sans);
+  }
+  const X509_NAME* subject = X509_get_subject_name(x);
+  int pos = -1;
+  while ((pos = X509_NAME_get_index_by_NID(subject, NID_pkcs9_emailAddress, pos)) >= 0) {
+    const X509_NAME_ENTRY* entry = X509_NAME_get_entry(subject, pos);
+    emails->push_back(asn1_string_to_std(X509_NAME_ENTRY_get_data(entry)));
+  }
+}
+
+Result<Certificate> extract(X509* x, std::string_view source) {
+  Certificate cert;
+  const int der_len = i2d_X509(x, nullptr);
+  if (der_len <= 0) return Status::invalid_argument(source, "cannot encode certificate");
+  cert.der.resize(static_cast<std::size_t>(der_len));
+  unsigned char* p = cert.der.data();
+  i2d_X509(x, &p);
+  const int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), nullptr);
+  if (spki_len <= 0) return Status::invalid_argument(source, "certificate has no public key");
+  cert.spki.resize(static_cast<std::size_t>(spki_len));
+  p = cert.spki.data();
+  i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &p);
+  SHA256(cert.der.data(), cert.der.size(), cert.fingerprint.data());
+  cert.subject = name_to_string(X509_get_subject_name(x));
+  cert.issuer = name_to_string(X509_get_issuer_name(x));
+  cert.serial = serial_to_hex(X509_get0_serialNumber(x));
+  if (!asn1_time_to_epoch(X509_get0_notBefore(x), &cert.not_before) ||
+      !asn1_time_to_epoch(X509_get0_notAfter(x), &cert.not_after)) {
+    drain_openssl_errors();
+    return Status::invalid_argument(source, "certificate has an unreadable validity period");
+  }
+  cert.is_ca = X509_check_ca(x) != 0;
+  collect_emails(x, &cert.emails);
+  drain_openssl_errors();
+  return cert;
+}
+
+// d2i that must consume the whole buffer.
+X509Ptr der_to_x509(const unsigned char* data, std::size_t size) {
+  const unsigned char* p = data;
+  X509Ptr x(d2i_X509(nullptr, &p, static_cast<long>(size)));  // NOLINT(google-runtime-int)
+  if (x && p != data + size) x.reset();
+  return x;
+}
+
+Status append_pkcs7(PKCS7* p7, std::string_view source, std::vector<Certificate>* out) {
+  STACK_OF(X509)* certs = nullptr;
+  const int type = OBJ_obj2nid(p7->type);
+  if (type == NID_pkcs7_signed && p7->d.sign != nullptr) {
+    certs = p7->d.sign->cert;
+  } else if (type == NID_pkcs7_signedAndEnveloped && p7->d.signed_and_enveloped != nullptr) {
+    certs = p7->d.signed_and_enveloped->cert;
+  }
+  if (certs == nullptr || sk_X509_num(certs) == 0) {
+    return Status::invalid_argument(source, "PKCS#7 bundle holds no certificate");
+  }
+  for (int i = 0; i < sk_X509_num(certs); ++i) {
+    auto cert = extract(sk_X509_value(certs, i), source);
+    if (!cert.ok()) return cert.status();
+    out->push_back(std::move(cert).value());
+  }
+  return Status();
+}
+
+Status parse_der(const unsigned char* data, std::size_t size, std::string_view source,
+                 std::vector<Certificate>* out) {
+  if (X509Ptr x = der_to_x509(data, size)) {
+    auto cert = extract(x.get(), source);
+    if (!cert.ok()) return cert.status();
+    out->push_back(std::move(cert).value());
+    return Status();
+  }
+  const unsigned char* p = data;
+  Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(size)));  // NOLINT(google-runtime-int)
+  if (p7 && p == data + size) return append_pkcs7(p7.get(), source, out);
+  p = data;
+  EvpPkeyPtr key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(size)));  // NOLINT
+  if (key) {
+    drain_openssl_errors();
+    return Status::invalid_argument(source, "input is a private key, not a certificate: refused");
+  }
+  p = data;
+  X509ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(size)));  // NOLINT
+  drain_openssl_errors();
+  if (req) {
+    return Status::invalid_argument(source, "input is a certificate request (CSR), not a certificate");
+  }
+  return Status::invalid_argument(source, "not a certificate (expected PEM, DER or PKCS#7)");
+}
+
+Status parse_pem(std::string_view input, std::string_view source, std::vector<Certificate>* out) {
+  BioPtr bio(BIO_new_mem_buf(input.data(), static_cast<int>(input.size())));
+  if (!bio) return Status::invalid_argument(source, "out of memory");
+  int blocks = 0;
+  for (;;) {
+    char* name = nullptr;
+    char* header = nullptr;
+    unsigned char* data = nullptr;
+    long len = 0;  // NOLINT(google-runtime-int): OpenSSL's type
+    if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
+      const unsigned long err = ERR_peek_last_error();  // NOLINT(google-runtime-int)
+      drain_openssl_errors();
+      if (ERR_GET_REASON(err) == PEM_R_NO_START_LINE && blocks > 0) break;
+      return Status::invalid_argument(source, blocks == 0 ? "malformed PEM input"
+                                                          : "malformed PEM block after the first");
+    }
+    ++blocks;
+    const std::string block_name = name;
+    Status status;
+    if (block_name.find("PRIVATE KEY") != std::string::npos) {
+      status = Status::invalid_argument(source, "input contains a private key: refused");
+    } else if (block_name.find("CERTIFICATE REQUEST") != std::string::npos) {
+      status = Status::invalid_argument(source,
+                                        "input is a certificate request (CSR), not a certificate");
+    } else if (block_name == "CERTIFICATE" || block_name == "X509 CERTIFICATE") {
+      X509Ptr x = der_to_x509(data, static_cast<std::size_t>(len));
+      if (!x) {
+        status = Status::invalid_argument(source, "PEM block " + std::to_string(blocks) +
+                                                      " is not a valid certificate");
+      } else {
+        auto cert = extract(x.get(), source);
+        if (cert.ok()) {
+          out->push_back(std::move(cert).value());
+        } else {
+          status = cert.status();
+        }
+      }
+    } else if (block_name == "PKCS7" || block_name == "CMS") {
+      const unsigned char* p = data;
+      Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, len));
+      status = p7 ? append_pkcs7(p7.get(), source, out)
+                  : Status::invalid_argument(source, "malformed PKCS#7 block");
+    } else {
+      status = Status::invalid_argument(source, "unsupported PEM block '" + block_name + "'");
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    drain_openssl_errors();
+    if (!status.ok()) return status;
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<std::vector<Certificate>> parse_certificates(std::string_view input, std::string_view source,
+                                                    std::size_t max_bytes) {
+  if (input.empty()) return Status::invalid_argument(source, "empty input");
+  if (input.size() > max_bytes) {
+    return Status::invalid_argument(source, "input larger than " + std::to_string(max_bytes) +
+                                                " bytes: refused");
+  }
+  std::vector<Certificate> certs;
+  Status status;
+  if (input.find("-----BEGIN ") != std::string_view::npos) {
+    status = parse_pem(input, source, &certs);
+  } else {
+    status = parse_der(reinterpret_cast<const unsigned char*>(input.data()), input.size(), source,
+                       &certs);
+  }
+  drain_openssl_errors();
+  if (!status.ok()) return status;
+  if (certs.empty()) return Status::invalid_argument(source, "no certificate found");
+  return certs;
+}
+
+Result<Certificate> parse_der_certificate(const Bytes& der) {
+  X509Ptr x = der_to_x509(der.data(), der.size());
+  drain_openssl_errors();
+  if (!x) return Status::invalid_argument("certificate", "not a DER certificate");
+  return extract(x.get(), "certificate");
+}
+
+Bytes compute_association(const Certificate& cert, Selector selector, MatchingType matching_type) {
+  const Bytes& input = selector == Selector::kFullCert ? cert.der : cert.spki;
+  switch (matching_type) {
+    case MatchingType::kExact:
+      return input;
+    case MatchingType::kSha256: {
+      Bytes out(SHA256_DIGEST_LENGTH);
+      SHA256(input.data(), input.size(), out.data());
+      return out;
+    }
+    case MatchingType::kSha512: {
+      Bytes out(SHA512_DIGEST_LENGTH);
+      SHA512(input.data(), input.size(), out.data());
+      return out;
+    }
+  }
+  return {};
+}
+
+bool certificate_names(const Certificate& cert, const MailAddress& addr) {
+  for (const std::string& email : cert.emails) {
+    auto parsed = parse_address(email);
+    if (!parsed.ok()) continue;
+    if (parsed->domain == addr.domain && iequals(parsed->local_part, addr.local_part)) return true;
+  }
+  return false;
+}
+
+Status check_association_data(const RecordParams& params, const Bytes& data) {
+  switch (params.matching_type) {
+    case MatchingType::kSha256:
+      if (data.size() != SHA256_DIGEST_LENGTH) {
+        return Status::invalid_argument("association data", "SHA2-256 digest must be 32 octets");
+      }
+      return Status();
+    case MatchingType::kSha512:
+      if (data.size() != SHA512_DIGEST_LENGTH) {
+        return Status::invalid_argument("association data", "SHA2-512 digest must be 64 octets");
+      }
+      return Status();
+    case MatchingType::kExact:
+      break;
+  }
+  if (params.selector == Selector::kFullCert) {
+    if (!der_to_x509(data.data(), data.size())) {
+      drain_openssl_errors();
+      return Status::invalid_argument("association data", "not a DER certificate");
+    }
+    return Status();
+  }
+  const unsigned char* p = data.data();
+  EvpPkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(data.size())));  // NOLINT
+  drain_openssl_errors();
+  if (!key || p != data.data() + data.size()) {
+    return Status::invalid_argument("association data", "not a DER SubjectPublicKeyInfo");
+  }
+  return Status();
+}
+
+}  // namespace smimea

@@ -1,0 +1,35 @@
+#include "smimea/hex.h"
+
+namespace smimea {
+
+void append_hex(std::string& out, const std::uint8_t* data, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const std::size_t start = out.size();
+  out.resize(start + 2 * size);
+  char* p = &out[start];
+  for (std::size_t i = 0; i < size; ++i) {
+    *p++ = kDigits[data[i] >> 4];
+    *p++ = kDigits[data[i] & 0x0f];
+  }
+}
+
+bool decode_hex(std::string_view text, std::uint8_t* out, std::size_t size) {
+  if (text.size() != 2 * size) return false;
+  for (std::size_t i = 0; i < size; ++i) {
+    const int hi = hex_value(text[2 * i]);
+    const int lo = hex_value(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+  }
+  return true;
+}
+
+bool decode_hex(std::string_view text, Bytes* out) {
+  if (text.size() % 2 != 0) return false;
+  Bytes bytes(text.size() / 2);
+  if (!decode_hex(text, bytes.data(), bytes.size())) return false;
+  *out = std::move(bytes);
+  return true;
+}
+
+}  // namespace smimea

@@ -1,0 +1,549 @@
+#include <sys/stat.h>
+
+#include <ctime>
+#include <set>
+
+#include "smimea/owner_name.h"
+#include "smimea/store.h"
+#include "sqlite_util.h"
+#include "store_schema.h"  // generated from schema/: kSchemaSql, kMigrations
+
+namespace smimea {
+
+using detail::sqlite_error;
+using detail::Statement;
+
+std::string_view zone_mode_name(ZoneMode mode) {
+  return mode == ZoneMode::kOverlay ? "overlay" : "authoritative";
+}
+
+std::optional<ZoneMode> parse_zone_mode(std::string_view name) {
+  if (name == "authoritative") return ZoneMode::kAuthoritative;
+  if (name == "overlay") return ZoneMode::kOverlay;
+  return std::nullopt;
+}
+
+namespace {
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+Status exec(sqlite3* db, const char* sql, std::string_view what) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    sqlite3_free(err);
+    return sqlite_error(db, what);
+  }
+  return Status();
+}
+
+Result<std::int64_t> query_int(sqlite3* db, const char* sql, std::string_view what) {
+  Statement s;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql).with_context(what));
+  const int rc = s.step();
+  if (rc != SQLITE_ROW) return sqlite_error(db, what);
+  return s.int64(0);
+}
+
+Result<DbPtr> open_db(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    if (!db) return Status::store_error(path, "cannot open database: out of memory");
+    return sqlite_error(db.get(), path + ": cannot open database");
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  return db;
+}
+
+// Reads user_version, telling a non-database file apart.
+Result<int> schema_version(sqlite3* db, const std::string& path) {
+  auto version = query_int(db, "PRAGMA user_version", path + ": not a readable SQLite database");
+  if (!version.ok()) return version.status();
+  return static_cast<int>(*version);
+}
+
+}  // namespace
+
+struct Store::Impl {
+  DbPtr db;
+  StoreOptions options;
+  std::string path;
+  std::int64_t data_version = -1;
+  std::set<std::int64_t> touched_zones;
+  // Hot path statements, prepared once per connection.
+  Statement find_records;
+  Statement data_version_stmt;
+  // Everything else, prepared on first use.
+  Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
+      rrset_size, insert_record, bump_serial;
+
+  Status error(std::string_view what) const { return sqlite_error(db.get(), what); }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<int> Store::init(const std::string& path) {
+  auto db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return db.status();
+  sqlite3* h = db->get();
+  sqlite3_busy_timeout(h, 5000);
+  auto version = schema_version(h, path);
+  if (!version.ok()) return version.status();
+  const int before = *version;
+  if (before > kSchemaVersion) {
+    return Status::store_error(path, "store is at schema version " + std::to_string(before) +
+                                         ", newer than this program's " +
+                                         std::to_string(kSchemaVersion) + ": upgrade smimea");
+  }
+  // WAL lets the backend read while smimea-ctl writes; the setting is stored in the file.
+  SMIMEA_RETURN_IF_ERROR(exec(h, "PRAGMA journal_mode=WAL", path + ": set WAL mode"));
+  if (before == kSchemaVersion) return before;
+  if (before == 0) {
+    auto tables = query_int(h, "SELECT count(*) FROM sqlite_master", path);
+    if (!tables.ok()) return tables.status();
+    if (*tables != 0) {
+      return Status::store_error(path, "not a smimea store (the database has other tables)");
+    }
+    SMIMEA_RETURN_IF_ERROR(exec(h, "BEGIN IMMEDIATE", path + ": begin"));
+    Status s = exec(h, detail::kSchemaSql, path + ": create schema");
+    if (!s.ok()) {
+      exec(h, "ROLLBACK", "rollback").ok();
+      return s;
+    }
+    SMIMEA_RETURN_IF_ERROR(exec(h, "COMMIT", path + ": commit"));
+    return before;
+  }
+  for (const auto& migration : detail::kMigrations) {
+    if (migration.sql == nullptr || migration.version <= before) continue;
+    SMIMEA_RETURN_IF_ERROR(exec(h, "BEGIN IMMEDIATE", path + ": begin"));
+    Status s = exec(h, migration.sql,
+                    path + ": migration to version " + std::to_string(migration.version));
+    if (!s.ok()) {
+      exec(h, "ROLLBACK", "rollback").ok();
+      return s;
+    }
+    SMIMEA_RETURN_IF_ERROR(exec(h, "COMMIT", path + ": commit"));
+  }
+  return before;
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreOptions& options) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::store_error(path, "store not found (create it with smimea-ctl init)");
+  }
+  if (!S_ISREG(st.st_mode)) return Status::store_error(path, "not a regular file");
+  auto db = open_db(path, SQLITE_OPEN_READWRITE);
+  if (!db.ok() && options.read_only) {
+    // A reader without write access to the file can still read it (WAL needs the -shm file
+    // to exist, which smimea-ctl leaves behind).
+    db = open_db(path, SQLITE_OPEN_READONLY);
+  }
+  if (!db.ok()) return db.status();
+  sqlite3* h = db->get();
+  sqlite3_busy_timeout(h, static_cast<int>(options.busy_timeout_ms));
+  auto version = schema_version(h, path);
+  if (!version.ok()) return version.status();
+  if (*version == 0) {
+    return Status::store_error(path, "not a smimea store (create it with smimea-ctl init)");
+  }
+  if (*version > kSchemaVersion) {
+    return Status::store_error(path, "store is at schema version " + std::to_string(*version) +
+                                         ", newer than this program's " +
+                                         std::to_string(kSchemaVersion) + ": upgrade smimea");
+  }
+  if (*version < kSchemaVersion) {
+    return Status::store_error(path, "store is at schema version " + std::to_string(*version) +
+                                         ": run smimea-ctl init to migrate it to " +
+                                         std::to_string(kSchemaVersion));
+  }
+  const std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA cache_size=-" +
+                              std::to_string(options.cache_kib) +
+                              "; PRAGMA mmap_size=268435456;" +
+                              (options.read_only ? " PRAGMA query_only=ON;" : "");
+  SMIMEA_RETURN_IF_ERROR(exec(h, pragmas.c_str(), path + ": configure connection"));
+  auto impl = std::make_unique<Impl>();
+  impl->db = std::move(db).value();
+  impl->options = options;
+  impl->path = path;
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Status Store::find_records(std::int64_t zone_id, const OwnerHash& owner, RecordVisitor& visitor) {
+  Statement& s = impl_->find_records;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
+                                   "SELECT usage, selector, matching_type, ttl, data FROM records "
+                                   "WHERE zone_id = ?1 AND owner = ?2 ORDER BY id"));
+  s.bind(1, zone_id);
+  s.bind_blob(2, owner.data(), owner.size());
+  RecordView view;
+  view.owner = &owner;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    view.params = RecordParams{static_cast<Usage>(s.int64(0)), static_cast<Selector>(s.int64(1)),
+                               static_cast<MatchingType>(s.int64(2))};
+    view.ttl = static_cast<std::uint32_t>(s.int64(3));
+    view.data = s.blob(4);
+    view.size = s.bytes(4);
+    visitor.visit(view);
+  }
+  s.reset();
+  if (rc != SQLITE_DONE) return impl_->error("lookup");
+  return Status();
+}
+
+Result<bool> Store::data_changed() {
+  Statement& s = impl_->data_version_stmt;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), "PRAGMA data_version"));
+  if (s.step() != SQLITE_ROW) return impl_->error("data_version");
+  const std::int64_t v = s.int64(0);
+  s.reset();
+  const bool changed = v != impl_->data_version;
+  impl_->data_version = v;
+  return changed;
+}
+
+Status Store::load_zones(std::vector<Zone>* zones) {
+  Statement& s = impl_->load_zones;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(),
+      "SELECT id, name, mode, serial, notified_serial, "
+      "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id) FROM zones z ORDER BY name"));
+  std::vector<Zone> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    Zone z;
+    z.id = s.int64(0);
+    z.name.assign(s.text(1));
+    z.mode = parse_zone_mode(s.text(2)).value_or(ZoneMode::kAuthoritative);
+    z.serial = static_cast<std::uint32_t>(s.int64(3));
+    z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
+    z.has_records = s.int64(5) != 0;
+    out.push_back(std::move(z));
+  }
+  s.reset();
+  if (rc != SQLITE_DONE) return impl_->error("load zones");
+  *zones = std::move(out);
+  return Status();
+}
+
+Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
+  Statement& s = impl_->list_zone;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
+                                   "SELECT owner, usage, selector, matching_type, ttl, data "
+                                   "FROM records WHERE zone_id = ?1 ORDER BY owner, id"));
+  s.bind(1, zone_id);
+  OwnerHash owner{};
+  RecordView view;
+  view.owner = &owner;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    if (s.bytes(0) != owner.size()) continue;  // the CHECK constraint makes this impossible
+    std::copy(s.blob(0), s.blob(0) + owner.size(), owner.begin());
+    view.params = RecordParams{static_cast<Usage>(s.int64(1)), static_cast<Selector>(s.int64(2)),
+                               static_cast<MatchingType>(s.int64(3))};
+    view.ttl = static_cast<std::uint32_t>(s.int64(4));
+    view.data = s.blob(5);
+    view.size = s.bytes(5);
+    visitor.visit(view);
+  }
+  s.reset();
+  if (rc != SQLITE_DONE) return impl_->error("list zone");
+  return Status();
+}
+
+Result<Zone> Store::find_zone(std::string_view name) {
+  Statement& s = impl_->find_zone;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(),
+      "SELECT id, name, mode, serial, notified_serial, "
+      "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id) FROM zones z WHERE name = ?1"));
+  s.bind_text(1, name);
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) {
+    s.reset();
+    return Status::not_found(std::string(name), "no such zone");
+  }
+  if (rc != SQLITE_ROW) return impl_->error("find zone");
+  Zone z;
+  z.id = s.int64(0);
+  z.name.assign(s.text(1));
+  z.mode = parse_zone_mode(s.text(2)).value_or(ZoneMode::kAuthoritative);
+  z.serial = static_cast<std::uint32_t>(s.int64(3));
+  z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
+  z.has_records = s.int64(5) != 0;
+  s.reset();
+  return z;
+}
+
+Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
+                                                       std::string_view zone) {
+  sqlite3* db = impl_->db.get();
+  Statement certs;
+  SMIMEA_RETURN_IF_ERROR(certs.prepare(
+      db,
+      "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
+      "c.not_before, c.not_after, c.created_at, c.domain FROM certificates c "
+      "JOIN zones z ON z.id = c.zone_id "
+      "WHERE (?1 = '' OR c.address = ?1 COLLATE NOCASE) AND (?2 = '' OR z.name = ?2) "
+      "ORDER BY c.address, c.id"));
+  certs.bind_text(1, address);
+  certs.bind_text(2, zone);
+  Statement recs;
+  std::vector<CertInfo> out;
+  int rc;
+  while ((rc = certs.step()) == SQLITE_ROW) {
+    CertInfo info;
+    info.id = certs.int64(0);
+    info.address.assign(certs.text(1));
+    info.zone.assign(certs.text(2));
+    if (certs.bytes(3) == info.fingerprint.size()) {
+      std::copy(certs.blob(3), certs.blob(3) + info.fingerprint.size(), info.fingerprint.begin());
+    }
+    info.subject.assign(certs.text(4));
+    info.issuer.assign(certs.text(5));
+    info.serial.assign(certs.text(6));
+    info.not_before = certs.int64(7);
+    info.not_after = certs.int64(8);
+    info.created_at = certs.int64(9);
+    const std::string domain(certs.text(10));
+    SMIMEA_RETURN_IF_ERROR(recs.prepare(db,
+                                        "SELECT owner, usage, selector, matching_type, ttl, "
+                                        "length(data) FROM records WHERE certificate_id = ?1 "
+                                        "ORDER BY id"));
+    recs.bind(1, info.id);
+    int rrc;
+    while ((rrc = recs.step()) == SQLITE_ROW) {
+      OwnerHash owner{};
+      if (recs.bytes(0) == owner.size()) std::copy(recs.blob(0), recs.blob(0) + 28, owner.begin());
+      CertRecordInfo r;
+      r.owner_name = owner_name(owner, domain);
+      r.params = RecordParams{static_cast<Usage>(recs.int64(1)),
+                              static_cast<Selector>(recs.int64(2)),
+                              static_cast<MatchingType>(recs.int64(3))};
+      r.ttl = static_cast<std::uint32_t>(recs.int64(4));
+      r.data_size = static_cast<std::size_t>(recs.int64(5));
+      info.records.push_back(std::move(r));
+    }
+    if (rrc != SQLITE_DONE) return impl_->error("list records");
+    out.push_back(std::move(info));
+  }
+  if (rc != SQLITE_DONE) return impl_->error("list certificates");
+  return out;
+}
+
+Status Store::integrity_check() {
+  Statement s;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), "PRAGMA integrity_check"));
+  if (s.step() != SQLITE_ROW) return impl_->error("integrity check");
+  const std::string result(s.text(0));
+  if (result != "ok") return Status::store_error(impl_->path, "integrity check: " + result);
+  return Status();
+}
+
+Status Store::begin() {
+  impl_->touched_zones.clear();
+  return exec(impl_->db.get(), "BEGIN IMMEDIATE", "begin transaction");
+}
+
+Status Store::commit() {
+  Statement& s = impl_->bump_serial;
+  for (std::int64_t zone_id : impl_->touched_zones) {
+    // The serial moves forward on every change (RFC 1982 arithmetic: +1 wraps at 2^32), and
+    // jumps to the current time when that is larger, so it also encodes when it changed.
+    SMIMEA_RETURN_IF_ERROR(s.prepare(
+        impl_->db.get(),
+        "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
+        "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
+    s.bind(1, zone_id);
+    s.bind(2, now_seconds());
+    if (s.step() != SQLITE_DONE) return impl_->error("bump serial");
+  }
+  impl_->touched_zones.clear();
+  if (sqlite3_exec(impl_->db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    Status st = impl_->error("commit");
+    rollback();
+    return st;
+  }
+  return Status();
+}
+
+void Store::rollback() noexcept {
+  impl_->touched_zones.clear();
+  if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
+    sqlite3_exec(impl_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode) {
+  auto existing = find_zone(name);
+  if (existing.ok()) return Status::conflict(std::string(name), "zone already exists");
+  if (!existing.status().is_not_found()) return existing.status();
+  Statement& s = impl_->add_zone;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
+                                   "INSERT INTO zones (name, mode, serial, created_at, updated_at) "
+                                   "VALUES (?1, ?2, ?3, ?3, ?3)"));
+  s.bind_text(1, name);
+  const std::string_view mode_name = zone_mode_name(mode);
+  s.bind_text(2, mode_name);
+  s.bind(3, now_seconds());
+  if (s.step() != SQLITE_DONE) return impl_->error("add zone " + std::string(name));
+  return find_zone(name);
+}
+
+Result<int> Store::remove_zone(std::string_view name, bool force) {
+  auto zone = find_zone(name);
+  if (!zone.ok()) return zone.status();
+  sqlite3* db = impl_->db.get();
+  Statement count;
+  SMIMEA_RETURN_IF_ERROR(count.prepare(db, "SELECT count(*) FROM certificates WHERE zone_id = ?1"));
+  count.bind(1, zone->id);
+  if (count.step() != SQLITE_ROW) return impl_->error("count certificates");
+  const int certs = static_cast<int>(count.int64(0));
+  if (certs > 0 && !force) {
+    return Status::conflict(std::string(name), "zone still has " + std::to_string(certs) +
+                                                   " certificate(s); use --force to remove them too");
+  }
+  for (const char* sql : {"DELETE FROM records WHERE zone_id = ?1",
+                          "DELETE FROM certificates WHERE zone_id = ?1",
+                          "DELETE FROM zones WHERE id = ?1"}) {
+    Statement s;
+    SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql));
+    s.bind(1, zone->id);
+    if (s.step() != SQLITE_DONE) return impl_->error("remove zone " + std::string(name));
+  }
+  impl_->touched_zones.erase(zone->id);
+  return certs;
+}
+
+Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate& cert) {
+  sqlite3* db = impl_->db.get();
+  AddResult result;
+  result.zone = zone.name;
+  Statement& find = impl_->cert_by_fp;
+  SMIMEA_RETURN_IF_ERROR(
+      find.prepare(db, "SELECT id FROM certificates WHERE address = ?1 AND fingerprint = ?2"));
+  find.bind_text(1, cert.address);
+  find.bind_blob(2, cert.fingerprint.data(), cert.fingerprint.size());
+  std::int64_t cert_id = -1;
+  int rc = find.step();
+  if (rc == SQLITE_ROW) {
+    cert_id = find.int64(0);
+  } else if (rc != SQLITE_DONE) {
+    return impl_->error("find certificate");
+  }
+  find.reset();
+  if (cert_id < 0) {
+    Statement& ins = impl_->insert_cert;
+    SMIMEA_RETURN_IF_ERROR(ins.prepare(
+        db,
+        "INSERT INTO certificates (zone_id, address, domain, fingerprint, der, subject, issuer, "
+        "serial, not_before, not_after, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+    ins.bind(1, zone.id);
+    ins.bind_text(2, cert.address);
+    ins.bind_text(3, cert.domain);
+    ins.bind_blob(4, cert.fingerprint.data(), cert.fingerprint.size());
+    ins.bind_blob(5, cert.der.data(), cert.der.size());
+    ins.bind_text(6, cert.subject);
+    ins.bind_text(7, cert.issuer);
+    ins.bind_text(8, cert.serial);
+    ins.bind(9, cert.not_before);
+    ins.bind(10, cert.not_after);
+    ins.bind(11, now_seconds());
+    if (ins.step() != SQLITE_DONE) return impl_->error("insert certificate " + cert.address);
+    cert_id = sqlite3_last_insert_rowid(db);
+  }
+  for (const auto& rec : cert.records) {
+    // The same RR may already be in the RRset (another certificate row for the same owner,
+    // e.g. Alice@ and alice@ with the lower-case variant): an RRset holds no duplicates.
+    Statement& exists = impl_->rr_exists;
+    SMIMEA_RETURN_IF_ERROR(exists.prepare(
+        db,
+        "SELECT certificate_id = ?7 FROM records WHERE zone_id = ?1 AND owner = ?2 AND usage = ?3 "
+        "AND selector = ?4 AND matching_type = ?5 AND data = ?6 LIMIT 1"));
+    exists.bind(1, zone.id);
+    exists.bind_blob(2, rec.owner.data(), rec.owner.size());
+    exists.bind(3, static_cast<int>(rec.params.usage));
+    exists.bind(4, static_cast<int>(rec.params.selector));
+    exists.bind(5, static_cast<int>(rec.params.matching_type));
+    exists.bind_blob(6, rec.data.data(), rec.data.size());
+    exists.bind(7, cert_id);
+    rc = exists.step();
+    exists.reset();
+    if (rc == SQLITE_ROW) continue;
+    if (rc != SQLITE_DONE) return impl_->error("find record");
+
+    Statement& size = impl_->rrset_size;
+    SMIMEA_RETURN_IF_ERROR(size.prepare(
+        db,
+        "SELECT COALESCE(SUM(3 + length(data)), 0) FROM records WHERE zone_id = ?1 AND owner = ?2"));
+    size.bind(1, zone.id);
+    size.bind_blob(2, rec.owner.data(), rec.owner.size());
+    if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
+    const auto bytes = static_cast<std::size_t>(size.int64(0)) + 3 + rec.data.size();
+    size.reset();
+    if (bytes > impl_->options.max_rrset_bytes) {
+      return Status::conflict(
+          owner_name(rec.owner, cert.domain),
+          "RRset would be " + std::to_string(bytes) + " bytes, over max-rrset-bytes (" +
+              std::to_string(impl_->options.max_rrset_bytes) + "); remove old certificates first");
+    }
+    Statement& ins = impl_->insert_record;
+    SMIMEA_RETURN_IF_ERROR(ins.prepare(
+        db,
+        "INSERT INTO records (certificate_id, zone_id, owner, usage, selector, matching_type, "
+        "ttl, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    ins.bind(1, cert_id);
+    ins.bind(2, zone.id);
+    ins.bind_blob(3, rec.owner.data(), rec.owner.size());
+    ins.bind(4, static_cast<int>(rec.params.usage));
+    ins.bind(5, static_cast<int>(rec.params.selector));
+    ins.bind(6, static_cast<int>(rec.params.matching_type));
+    ins.bind(7, rec.ttl);
+    ins.bind_blob(8, rec.data.data(), rec.data.size());
+    if (ins.step() != SQLITE_DONE) return impl_->error("insert record for " + cert.address);
+    ++result.records_added;
+  }
+  if (result.records_added > 0) impl_->touched_zones.insert(zone.id);
+  return result;
+}
+
+Result<int> Store::remove_certificates(
+    std::string_view address, const std::optional<std::array<std::uint8_t, 32>>& fingerprint) {
+  sqlite3* db = impl_->db.get();
+  Statement sel;
+  SMIMEA_RETURN_IF_ERROR(sel.prepare(db,
+                                     "SELECT id, zone_id FROM certificates WHERE address = ?1 "
+                                     "COLLATE NOCASE AND (?2 IS NULL OR fingerprint = ?2)"));
+  sel.bind_text(1, address);
+  if (fingerprint) {
+    sel.bind_blob(2, fingerprint->data(), fingerprint->size());
+  } else {
+    sel.bind_null(2);
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> victims;
+  int rc;
+  while ((rc = sel.step()) == SQLITE_ROW) victims.emplace_back(sel.int64(0), sel.int64(1));
+  if (rc != SQLITE_DONE) return impl_->error("find certificates");
+  for (const auto& [cert_id, zone_id] : victims) {
+    for (const char* sql : {"DELETE FROM records WHERE certificate_id = ?1",
+                            "DELETE FROM certificates WHERE id = ?1"}) {
+      Statement s;
+      SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql));
+      s.bind(1, cert_id);
+      if (s.step() != SQLITE_DONE) return impl_->error("remove certificate");
+    }
+    impl_->touched_zones.insert(zone_id);
+  }
+  return static_cast<int>(victims.size());
+}
+
+}  // namespace smimea

@@ -1,0 +1,79 @@
+// Thin RAII over the SQLite C API: the only place besides sqlite_store.cc that sees sqlite3.h.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "smimea/status.h"
+
+namespace smimea::detail {
+
+// "what: <sqlite message> (extended code N)".
+inline Status sqlite_error(sqlite3* db, std::string_view what) {
+  const int code = sqlite3_extended_errcode(db);
+  std::string why = sqlite3_errmsg(db);
+  why += " (" + std::to_string(code) + ")";
+  return Status::store_error(what, why);
+}
+
+// A prepared statement, reset before each use. Not copyable.
+class Statement {
+ public:
+  Statement() = default;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  // Prepares sql on first use; later calls only reset and clear bindings.
+  Status prepare(sqlite3* db, std::string_view sql) {
+    if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+      return Status();
+    }
+    db_ = db;
+    if (sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                           &stmt_, nullptr) != SQLITE_OK) {
+      return sqlite_error(db, "prepare");
+    }
+    return Status();
+  }
+
+  sqlite3_stmt* get() const { return stmt_; }
+
+  void bind(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+  // The blob and text are not copied: they must outlive the step() calls.
+  void bind_blob(int index, const void* data, std::size_t size) {
+    sqlite3_bind_blob(stmt_, index, data, static_cast<int>(size), SQLITE_STATIC);
+  }
+  void bind_text(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  }
+  void bind_null(int index) { sqlite3_bind_null(stmt_, index); }
+
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return sqlite3_step(stmt_); }
+  void reset() { sqlite3_reset(stmt_); }
+
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string_view text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string_view(reinterpret_cast<const char*>(p),
+                                static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string_view();
+  }
+  const std::uint8_t* blob(int col) const {
+    return static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
+  }
+  std::size_t bytes(int col) const { return static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace smimea::detail

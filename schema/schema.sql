@@ -1,0 +1,53 @@
+-- SMIMEA certificate store, schema version 1 (the full schema of a new store).
+-- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
+-- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
+--
+-- Everything a DNS query needs is computed when a certificate is added: the owner hash
+-- (first 28 octets of SHA2-256 of the local-part, RFC 8162 section 3) and the association
+-- data. A lookup is one read of idx_records_zone_owner.
+
+CREATE TABLE zones (
+  id              INTEGER PRIMARY KEY,
+  name            TEXT    NOT NULL UNIQUE,            -- lower-case A-labels, no trailing dot
+  mode            TEXT    NOT NULL DEFAULT 'authoritative'
+                          CHECK (mode IN ('authoritative', 'overlay')),
+  serial          INTEGER NOT NULL CHECK (serial BETWEEN 0 AND 4294967295),
+  notified_serial INTEGER,                            -- NULL: never notified
+  created_at      INTEGER NOT NULL,                   -- seconds since the epoch
+  updated_at      INTEGER NOT NULL
+);
+
+CREATE TABLE certificates (
+  id          INTEGER PRIMARY KEY,
+  zone_id     INTEGER NOT NULL REFERENCES zones (id),
+  address     TEXT    NOT NULL,                       -- as printed: local@a-label-domain
+  domain      TEXT    NOT NULL,                       -- mail domain, A-labels
+  fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),  -- SHA2-256 of der
+  der         BLOB    NOT NULL,
+  subject     TEXT    NOT NULL,
+  issuer      TEXT    NOT NULL,
+  serial      TEXT    NOT NULL,                       -- hex
+  not_before  INTEGER NOT NULL,
+  not_after   INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL,
+  UNIQUE (address, fingerprint)
+);
+CREATE INDEX idx_certificates_zone ON certificates (zone_id);
+
+CREATE TABLE records (
+  id             INTEGER PRIMARY KEY,
+  certificate_id INTEGER NOT NULL REFERENCES certificates (id) ON DELETE CASCADE,
+  zone_id        INTEGER NOT NULL REFERENCES zones (id),
+  owner          BLOB    NOT NULL CHECK (length(owner) = 28),
+  usage          INTEGER NOT NULL CHECK (usage BETWEEN 0 AND 3),
+  selector       INTEGER NOT NULL CHECK (selector BETWEEN 0 AND 1),
+  matching_type  INTEGER NOT NULL CHECK (matching_type BETWEEN 0 AND 2),
+  ttl            INTEGER NOT NULL CHECK (ttl BETWEEN 0 AND 2147483647),
+  data           BLOB    NOT NULL,
+  UNIQUE (certificate_id, owner, usage, selector, matching_type)
+);
+-- The query path: WHERE zone_id = ? AND owner = ?; also zone listings in owner order.
+CREATE INDEX idx_records_zone_owner ON records (zone_id, owner);
+CREATE INDEX idx_records_certificate ON records (certificate_id);
+
+PRAGMA user_version = 1;
