@@ -1,0 +1,158 @@
+#include "handler.h"
+
+#include <exception>
+
+namespace smimea::remote {
+
+Result<std::unique_ptr<Handler>> Handler::create(const Config& config) {
+  StoreOptions options;
+  options.read_only = true;
+  options.busy_timeout_ms = config.busy_timeout_ms;
+  options.cache_kib = config.cache_kib;
+  auto store = Store::open(config.database, options);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Handler>(new Handler(config, std::move(store).value()));
+}
+
+Handler::Handler(const Config& config, std::unique_ptr<Store> store)
+    : config_(config), store_(std::move(store)), answerer_(*store_, config) {}
+
+void Handler::handle(std::string_view line, std::string& out) {
+  ++requests_;
+  auto req = parse_request(line);
+  if (!req.ok()) {
+    ++failures_;
+    write_failure(out, req.status().message());
+    return;
+  }
+  try {
+    dispatch(*req, out);
+  } catch (const std::exception& e) {
+    // Only reachable through bugs or exhaustion (bad_alloc); the process keeps serving.
+    ++failures_;
+    write_failure(out, req->method + ": internal error: " + e.what());
+  }
+}
+
+void Handler::dispatch(const Request& req, std::string& out) {
+  const std::string& m = req.method;
+  if (m == "lookup") return lookup(req, out);
+  if (m == "initialize") return write_result(out, true);
+  if (m == "getAllDomains") return get_all_domains(out);
+  if (m == "getDomainInfo") return get_domain_info(req, out);
+  if (m == "list") return list(req, out);
+  if (m == "directBackendCmd") return direct_backend_cmd(req, out);
+  // Known methods this backend does not implement: a plain false. For the metadata calls
+  // pdns reads false as "no metadata", which is what we have (see README, overlay mode: launch
+  // us after the backend that owns the zone so that we never mask its metadata).
+  static const char* const kUnsupported[] = {
+      "getAllDomainMetadata", "getDomainMetadata", "setDomainMetadata", "getDomainKeys",
+      "addDomainKey", "removeDomainKey", "activateDomainKey", "deactivateDomainKey",
+      "publishDomainKey", "unpublishDomainKey", "getBeforeAndAfterNamesAbsolute", "getTSIGKey",
+      "getTSIGKeys", "setTSIGKey", "deleteTSIGKey", "getUpdatedMasters", "setNotified",
+      "startTransaction", "commitTransaction", "abortTransaction", "feedRecord", "feedEnts",
+      "feedEnts3", "replaceRRSet", "searchRecords", "searchComments", "getUnfreshSlaveInfos",
+      "setStale", "setFresh", "createSlaveDomain", "superMasterBackend", "createDomain"};
+  for (const char* known : kUnsupported) {
+    if (m == known) return write_result(out, false);
+  }
+  ++failures_;
+  write_failure(out, "unknown method '" + m + "'");
+}
+
+void Handler::lookup(const Request& req, std::string& out) {
+  const std::string_view qname = req.string_param("qname");
+  const std::string_view qtype = req.string_param("qtype");
+  ReplyWriter writer(out);
+  writer.begin();
+  const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer);
+  if (!s.ok()) {
+    ++failures_;
+    write_failure(out, "lookup " + std::string(qname) + ": " + s.message());
+    return;
+  }
+  writer.end();
+}
+
+void Handler::list(const Request& req, std::string& out) {
+  std::int64_t id = req.int_param("domain_id", -1);
+  const std::string_view zonename = req.string_param("zonename");
+  if (Status s = answerer_.refresh(); !s.ok()) {
+    ++failures_;
+    return write_failure(out, "list: " + s.message());
+  }
+  if (!zonename.empty()) {
+    const ZoneEntry* zone = answerer_.find_zone(zonename);
+    if (zone == nullptr) return write_result(out, false);
+    id = zone->zone.id;
+  }
+  ReplyWriter writer(out);
+  writer.begin();
+  const Status s = answerer_.list(id, writer);
+  if (s.is_not_found()) return write_result(out, false);
+  if (!s.ok()) {
+    ++failures_;
+    return write_failure(out, "list " + std::string(zonename) + ": " + s.message());
+  }
+  writer.end();
+}
+
+nlohmann::json Handler::domain_info(const ZoneEntry& zone) const {
+  return {{"id", zone.zone.id},
+          {"zone", zone.fqdn},
+          {"kind", "native"},
+          {"serial", zone.zone.serial},
+          {"notified_serial", zone.zone.notified_serial < 0 ? 0 : zone.zone.notified_serial},
+          {"masters", nlohmann::json::array()},
+          {"last_check", 0}};
+}
+
+void Handler::get_all_domains(std::string& out) {
+  if (Status s = answerer_.refresh(); !s.ok()) {
+    ++failures_;
+    return write_failure(out, "getAllDomains: " + s.message());
+  }
+  auto result = nlohmann::json::array();
+  // Overlay zones belong to another backend: listing them would hand pdns our zone id for
+  // them, and every query in the zone would be REFUSED.
+  for (const ZoneEntry& zone : answerer_.zones()) {
+    if (zone.zone.mode == ZoneMode::kAuthoritative) result.push_back(domain_info(zone));
+  }
+  write_result(out, result);
+}
+
+void Handler::get_domain_info(const Request& req, std::string& out) {
+  if (Status s = answerer_.refresh(); !s.ok()) {
+    ++failures_;
+    return write_failure(out, "getDomainInfo: " + s.message());
+  }
+  const ZoneEntry* zone = answerer_.find_zone(req.string_param("name"));
+  if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative) {
+    return write_result(out, false);
+  }
+  write_result(out, domain_info(*zone));
+}
+
+void Handler::direct_backend_cmd(const Request& req, std::string& out) {
+  const std::string_view query = req.string_param("query");
+  if (query == "status" || query == "stats") {
+    if (Status s = answerer_.refresh(); !s.ok()) return write_failure(out, s.message());
+    std::size_t authoritative = 0;
+    for (const ZoneEntry& z : answerer_.zones()) {
+      authoritative += z.zone.mode == ZoneMode::kAuthoritative ? 1 : 0;
+    }
+    const std::string text =
+        "database " + config_.database + "; schema version " + std::to_string(kSchemaVersion) +
+        "; zones " + std::to_string(answerer_.zones().size()) + " (" +
+        std::to_string(authoritative) + " authoritative); this connection: requests " +
+        std::to_string(requests_) + ", lookups " + std::to_string(answerer_.lookups()) +
+        ", failures " + std::to_string(failures_);
+    return write_result(out, text);
+  }
+  if (query == "help" || query.empty()) {
+    return write_result(out, "commands: status (store, zones and counters of this connection)");
+  }
+  write_result(out, "unknown command '" + std::string(query) + "'; try: help");
+}
+
+}  // namespace smimea::remote

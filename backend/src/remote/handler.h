@@ -1,0 +1,46 @@
+// One request line in, exactly one reply line out: the remote-backend methods mapped onto the
+// core's Answerer. Shared by the pipe and unix-socket transports.
+//
+// A Handler owns its own store connection and zone table; it is not thread-safe, so each
+// pipe process or socket connection gets one. Nothing escapes handle(): every failure,
+// including malformed input and store errors, becomes {"result":false,"log":[...]}.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocol.h"
+#include "smimea/answer.h"
+#include "smimea/config.h"
+#include "smimea/store.h"
+
+namespace smimea::remote {
+
+class Handler {
+ public:
+  // Opens its own read-only store connection. config must outlive the Handler.
+  static Result<std::unique_ptr<Handler>> create(const Config& config);
+
+  // Writes the reply to `line` into out (cleared first), ending with '\n'.
+  void handle(std::string_view line, std::string& out);
+
+ private:
+  Handler(const Config& config, std::unique_ptr<Store> store);
+  void dispatch(const Request& req, std::string& out);
+  void lookup(const Request& req, std::string& out);
+  void list(const Request& req, std::string& out);
+  void get_all_domains(std::string& out);
+  void get_domain_info(const Request& req, std::string& out);
+  void direct_backend_cmd(const Request& req, std::string& out);
+  nlohmann::json domain_info(const ZoneEntry& zone) const;
+
+  const Config& config_;
+  std::unique_ptr<Store> store_;
+  Answerer answerer_;
+  std::uint64_t requests_ = 0;
+  std::uint64_t failures_ = 0;
+};
+
+}  // namespace smimea::remote

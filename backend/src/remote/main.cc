@@ -1,0 +1,46 @@
+// smimea-backend: serves the SMIMEA store to PowerDNS through its remote backend
+// (pipe or unix connector). See README.md "Running with PowerDNS".
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "server.h"
+#include "smimea/config.h"
+
+int main(int argc, char** argv) {
+  std::string config_path = smimea::kDefaultConfigPath;
+  std::string listen_path;
+  bool pipe_mode = false;
+  CLI::App app{"smimea-backend: PowerDNS remote backend serving SMIMEA records (RFC 8162)",
+               "smimea-backend"};
+  app.set_version_flag("--version", "smimea-backend 0.1.0");
+  app.add_option("-c,--config", config_path, "Configuration file")
+      ->default_str(smimea::kDefaultConfigPath);
+  auto* listen = app.add_option("--listen", listen_path,
+                                "Serve pdns's unix connector on this socket path");
+  auto* pipe = app.add_flag("--pipe", pipe_mode, "Serve pdns's pipe connector on stdin/stdout");
+  listen->excludes(pipe);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (listen_path.empty() && !pipe_mode) {
+    std::cerr << "smimea-backend: give --listen PATH or --pipe (see --help)\n";
+    return 2;
+  }
+  // Logs go to stderr: in pipe mode stdout carries only replies, and stderr is pdns's.
+  auto logger = spdlog::stderr_logger_mt("smimea-backend");
+  logger->set_pattern(pipe_mode ? "smimea-backend: %l: %v" : "%l: %v");
+  spdlog::set_default_logger(logger);
+
+  auto config = smimea::load_config(config_path);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return 2;
+  }
+  if (pipe_mode) return smimea::remote::run_pipe(*config);
+  return smimea::remote::run_unix_server(*config, listen_path);
+}

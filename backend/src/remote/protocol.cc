@@ -1,0 +1,136 @@
+#include "protocol.h"
+
+#include "smimea/hex.h"
+
+namespace smimea::remote {
+
+std::string_view Request::string_param(const char* key) const {
+  auto it = parameters.find(key);
+  if (it == parameters.end() || !it->is_string()) return {};
+  return it->get_ref<const std::string&>();
+}
+
+std::int64_t Request::int_param(const char* key, std::int64_t fallback) const {
+  auto it = parameters.find(key);
+  if (it == parameters.end()) return fallback;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  // pdns's own intFromJson accepts numeric strings too.
+  if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    char* end = nullptr;
+    const long long v = std::strtoll(s.c_str(), &end, 10);  // NOLINT(google-runtime-int)
+    if (!s.empty() && end == s.c_str() + s.size()) return v;
+  }
+  return fallback;
+}
+
+Result<Request> parse_request(std::string_view line) {
+  if (line.size() > kMaxRequestBytes) return Status::invalid_argument("request", "line too long");
+  nlohmann::json doc = nlohmann::json::parse(line.begin(), line.end(), nullptr,
+                                             /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status::invalid_argument("request", "malformed JSON");
+  if (!doc.is_object()) return Status::invalid_argument("request", "not a JSON object");
+  auto method = doc.find("method");
+  if (method == doc.end() || !method->is_string()) {
+    return Status::invalid_argument("request", "no method");
+  }
+  Request req;
+  req.method = method->get<std::string>();
+  auto params = doc.find("parameters");
+  if (params == doc.end() || params->is_null()) {
+    req.parameters = nlohmann::json::object();
+  } else if (params->is_object()) {
+    req.parameters = std::move(*params);
+  } else {
+    return Status::invalid_argument("request", "parameters is not an object");
+  }
+  return req;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20) {
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0x0f]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+void ReplyWriter::begin() {
+  out_.clear();
+  out_.append("{\"result\":[");
+  count_ = 0;
+}
+
+void ReplyWriter::end() { out_.append("]}\n"); }
+
+void ReplyWriter::open_record(std::string_view qname, std::string_view qtype) {
+  if (count_++ > 0) out_.push_back(',');
+  out_.append("{\"qname\":");
+  append_json_string(out_, qname);
+  out_.append(",\"qtype\":\"");
+  out_.append(qtype);
+  out_.append("\",\"content\":");
+}
+
+void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
+  out_.append(",\"ttl\":");
+  out_.append(std::to_string(ttl));
+  out_.append(",\"domain_id\":");
+  out_.append(std::to_string(zone_id));
+  out_.append(",\"auth\":1}");
+}
+
+void ReplyWriter::add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
+                           std::int64_t zone_id, std::string_view content) {
+  open_record(qname, qtype);
+  append_json_string(out_, content);
+  close_record(ttl, zone_id);
+}
+
+void ReplyWriter::add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) {
+  open_record(qname, "SMIMEA");
+  // "u s m hex": digits and hex only, no escaping needed.
+  out_.push_back('"');
+  out_.push_back(static_cast<char>('0' + static_cast<int>(rr.params.usage)));
+  out_.push_back(' ');
+  out_.push_back(static_cast<char>('0' + static_cast<int>(rr.params.selector)));
+  out_.push_back(' ');
+  out_.push_back(static_cast<char>('0' + static_cast<int>(rr.params.matching_type)));
+  out_.push_back(' ');
+  append_hex(out_, rr.data, rr.size);
+  out_.push_back('"');
+  close_record(rr.ttl, zone_id);
+}
+
+void ReplyWriter::add_ent(std::string_view qname, std::int64_t zone_id) {
+  open_record(qname, "ENT");
+  out_.append("\"\"");
+  close_record(0, zone_id);
+}
+
+void write_result(std::string& out, const nlohmann::json& result) {
+  out.clear();
+  out.append("{\"result\":");
+  out.append(result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  out.append("}\n");
+}
+
+void write_failure(std::string& out, std::string_view message) {
+  out.clear();
+  out.append("{\"result\":false,\"log\":[");
+  append_json_string(out, message);
+  out.append("]}\n");
+}
+
+}  // namespace smimea::remote

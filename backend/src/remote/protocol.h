@@ -1,0 +1,65 @@
+// The PowerDNS remote-backend wire format (one JSON object per line), kept apart from the
+// transports and from what the answers mean. Pure functions; thread-safe.
+//
+// Requests are parsed with nlohmann::json. Replies holding records are written straight into
+// a reusable string by ReplyWriter: the query path builds no JSON document.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "smimea/answer.h"
+#include "smimea/status.h"
+
+namespace smimea::remote {
+
+// Longest request line accepted; pdns's own requests are far below this.
+inline constexpr std::size_t kMaxRequestBytes = 1024 * 1024;
+
+struct Request {
+  std::string method;
+  nlohmann::json parameters;  // always an object
+
+  // Typed access to parameters: the value if present with the right type, else fallback.
+  std::string_view string_param(const char* key) const;
+  std::int64_t int_param(const char* key, std::int64_t fallback) const;
+};
+
+// Parses one request line. InvalidArgument with a short reason for anything that is not a
+// JSON object with a string "method" (and an object "parameters", if present).
+Result<Request> parse_request(std::string_view line);
+
+// Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.
+void append_json_string(std::string& out, std::string_view s);
+
+// Writes `{"result":[record,...]}\n` into a caller-owned buffer, one record per sink call.
+// Records carry integer ttl, domain_id and auth (pdns reads a JSON bool "auth" as 1).
+class ReplyWriter : public RecordSink {
+ public:
+  explicit ReplyWriter(std::string& out) : out_(out) {}
+  void begin();  // clears out and opens the result array
+  void end();    // closes it and appends '\n'
+  std::size_t count() const { return count_; }
+
+  void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
+                std::int64_t zone_id, std::string_view content) override;
+  void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override;
+  void add_ent(std::string_view qname, std::int64_t zone_id) override;
+
+ private:
+  void open_record(std::string_view qname, std::string_view qtype);
+  void close_record(std::uint32_t ttl, std::int64_t zone_id);
+
+  std::string& out_;
+  std::size_t count_ = 0;
+};
+
+// {"result":true}\n and friends.
+void write_result(std::string& out, const nlohmann::json& result);
+// {"result":false,"log":["<message>"]}\n
+void write_failure(std::string& out, std::string_view message);
+
+}  // namespace smimea::remote
