@@ -45,7 +45,7 @@ struct ZoneEntry {
   // What follows the 56 hex digits in an owner name of this zone, fully qualified:
   // "._smimecert.example.com." or, for a zone whose apex is _smimecert.example.com, ".<apex>.".
   std::string owner_suffix;
-  std::string fqdn;         // "example.com."
+  std::string fqdn;  // "example.com."
 };
 
 class Answerer {

@@ -18,15 +18,15 @@
 namespace smimea {
 
 struct Certificate {
-  Bytes der;                                // the certificate as received (selector 0)
-  Bytes spki;                               // DER SubjectPublicKeyInfo (selector 1)
+  Bytes der;                                 // the certificate as received (selector 0)
+  Bytes spki;                                // DER SubjectPublicKeyInfo (selector 1)
   std::array<std::uint8_t, 32> fingerprint;  // SHA2-256 over der
-  std::string subject;                      // RFC 2253 one-line form
+  std::string subject;                       // RFC 2253 one-line form
   std::string issuer;
-  std::string serial;                       // hex
-  std::int64_t not_before = 0;              // seconds since the epoch
+  std::string serial;           // hex
+  std::int64_t not_before = 0;  // seconds since the epoch
   std::int64_t not_after = 0;
-  bool is_ca = false;                       // basicConstraints CA, or a v1 self-signed root
+  bool is_ca = false;  // basicConstraints CA, or a v1 self-signed root
   // Addresses the certificate names, in order: SAN rfc822Name, SAN SmtpUTF8Mailbox
   // (RFC 8398), then the subject's legacy emailAddress attributes. As written in the
   // certificate; compare with certificate_names().

@@ -17,19 +17,19 @@ namespace smimea {
 inline constexpr const char* kDefaultConfigPath = "/etc/smimea/smimea.yaml";
 
 struct SoaTemplate {
-  std::string mname;                 // Default: the first of `nameservers`.
+  std::string mname;                          // Default: the first of `nameservers`.
   std::string rname = "hostmaster.invalid.";  // Mailbox of the zone's admin, in DNS form.
-  std::uint32_t refresh = 10800;     // Default: 3 hours.
-  std::uint32_t retry = 3600;        // Default: 1 hour.
-  std::uint32_t expire = 1209600;    // Default: 2 weeks.
-  std::uint32_t minimum = 300;       // Negative-caching TTL (RFC 2308). Default: 5 minutes.
-  std::uint32_t ttl = 3600;          // TTL of the SOA record. Default: 1 hour.
+  std::uint32_t refresh = 10800;              // Default: 3 hours.
+  std::uint32_t retry = 3600;                 // Default: 1 hour.
+  std::uint32_t expire = 1209600;             // Default: 2 weeks.
+  std::uint32_t minimum = 300;  // Negative-caching TTL (RFC 2308). Default: 5 minutes.
+  std::uint32_t ttl = 3600;     // TTL of the SOA record. Default: 1 hour.
 };
 
 struct Config {
-  std::string source;                 // file the config came from ("" for built-in defaults)
-  std::string database;               // REQUIRED: path of the SQLite store.
-  std::uint32_t default_ttl = 3600;   // TTL of SMIMEA records without --ttl. Default: 1 hour.
+  std::string source;                // file the config came from ("" for built-in defaults)
+  std::string database;              // REQUIRED: path of the SQLite store.
+  std::uint32_t default_ttl = 3600;  // TTL of SMIMEA records without --ttl. Default: 1 hour.
   // Records published for each certificate when no --usage/--selector/--matching-type is
   // given. Default: one `3 0 0` record (DANE-EE, full certificate, exact), the only form a
   // sender can encrypt to.
@@ -44,7 +44,7 @@ struct Config {
   SoaTemplate soa;
   // NS records at every authoritative zone apex. Default: ["localhost."] (set it!).
   std::vector<std::string> nameservers{"localhost."};
-  std::uint32_t ns_ttl = 3600;        // TTL of NS records. Default: 1 hour.
+  std::uint32_t ns_ttl = 3600;  // TTL of NS records. Default: 1 hour.
   // How long a query waits for a locked database before it fails. Default: 200 ms; must stay
   // well under pdns's remote-backend timeout (2000 ms).
   std::uint32_t busy_timeout_ms = 200;

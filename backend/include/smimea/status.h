@@ -106,9 +106,9 @@ class [[nodiscard]] Result {
 };
 
 // Returns early with the Status of a failed expression.
-#define SMIMEA_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    ::smimea::Status smimea_status_ = (expr); \
+#define SMIMEA_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::smimea::Status smimea_status_ = (expr);        \
     if (!smimea_status_.ok()) return smimea_status_; \
   } while (0)
 

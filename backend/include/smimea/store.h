@@ -76,8 +76,8 @@ struct NewCertificate {
 };
 
 struct AddResult {
-  std::string zone;         // the zone the records went into
-  int records_added = 0;    // 0: everything was already there
+  std::string zone;       // the zone the records went into
+  int records_added = 0;  // 0: everything was already there
 };
 
 struct CertRecordInfo {
@@ -102,7 +102,7 @@ struct CertInfo {
 };
 
 struct StoreOptions {
-  bool read_only = false;             // query_only: the backend's mode
+  bool read_only = false;  // query_only: the backend's mode
   std::uint32_t busy_timeout_ms = 5000;
   std::uint32_t cache_kib = 65536;
   std::size_t max_rrset_bytes = 32768;

@@ -42,7 +42,8 @@ Result<std::vector<RecordParams>> record_params(const CertOptions& o, const Conf
     std::string normalized = text;
     std::replace(normalized.begin(), normalized.end(), ',', ' ');
     if (std::sscanf(normalized.c_str(), "%d %d %d %c", &u, &s, &m, &extra) != 3) {
-      return Status::invalid_argument("--record " + text, "expected 'USAGE SELECTOR MATCHING-TYPE'");
+      return Status::invalid_argument("--record " + text,
+                                      "expected 'USAGE SELECTOR MATCHING-TYPE'");
     }
     auto p = make_record_params(u, s, m);
     if (!p) return Status::invalid_argument("--record " + text, "out of range (0-3 0-1 0-2)");
@@ -75,9 +76,10 @@ Result<Zone> zone_for(Store& store, const std::string& domain) {
   if (sub.ok() || !sub.status().is_not_found()) return sub;
   auto zone = store.find_zone(domain);
   if (zone.ok() || !zone.status().is_not_found()) return zone;
-  return Status::invalid_argument(domain, "no zone in the store for this domain (add one with "
-                                          "smimea-ctl zone add " + domain + " or _smimecert." +
-                                          domain + ")");
+  return Status::invalid_argument(domain,
+                                  "no zone in the store for this domain (add one with "
+                                  "smimea-ctl zone add " +
+                                      domain + " or _smimecert." + domain + ")");
 }
 
 NewCertificate make_new_certificate(const Certificate& cert, const MailAddress& addr,
@@ -386,8 +388,8 @@ int cert_list(Context& ctx, const CertOptions& o) {
   }
   for (const CertInfo& c : *certs) {
     std::cout << c.address << "  zone " << c.zone << "  sha256 " << to_hex(c.fingerprint)
-              << "\n  subject " << c.subject << "\n  valid " << format_time(c.not_before)
-              << " .. " << format_time(c.not_after) << '\n';
+              << "\n  subject " << c.subject << "\n  valid " << format_time(c.not_before) << " .. "
+              << format_time(c.not_after) << '\n';
     for (const CertRecordInfo& r : c.records) {
       std::cout << "  " << r.owner_name << ' ' << r.ttl << " SMIMEA "
                 << static_cast<int>(r.params.usage) << ' ' << static_cast<int>(r.params.selector)
@@ -409,7 +411,8 @@ int cert_remove(Context& ctx, const CertOptions& o) {
     }
     std::array<std::uint8_t, 32> fp{};
     if (!decode_hex(hex, fp.data(), fp.size())) {
-      return fail(Status::invalid_argument(o.fingerprint, "expected a SHA-256 fingerprint (64 hex digits)"));
+      return fail(Status::invalid_argument(o.fingerprint,
+                                           "expected a SHA-256 fingerprint (64 hex digits)"));
     }
     fingerprint = fp;
   }
@@ -426,12 +429,14 @@ int cert_remove(Context& ctx, const CertOptions& o) {
   }
   if (*removed == 0) {
     s.rollback();
-    return fail(Status::not_found(addr->to_string(), fingerprint ? "no certificate with that fingerprint"
-                                                                : "no certificate stored"));
+    return fail(Status::not_found(addr->to_string(), fingerprint
+                                                         ? "no certificate with that fingerprint"
+                                                         : "no certificate stored"));
   }
   if (Status st = s.commit(); !st.ok()) return fail(st);
   if (ctx.json) {
-    std::cout << nlohmann::json{{"address", addr->to_string()}, {"removed", *removed}}.dump() << '\n';
+    std::cout << nlohmann::json{{"address", addr->to_string()}, {"removed", *removed}}.dump()
+              << '\n';
   } else {
     std::cout << "removed " << *removed << " certificate(s) of " << addr->to_string() << '\n';
   }
@@ -476,18 +481,19 @@ void add_cert_commands(CLI::App& app, Context& ctx) {
       "import", "Publish certificates for the addresses they name (files or directories)");
   import->add_option("INPUT", o->inputs, "Files or directories (recursively), or -")->required();
   add_record_options(import, *o);
-  import->callback([&ctx, o] { ctx.exit_code = cert_import(ctx, *o); });
+  import->callback([&ctx, o] { ctx.exit_code = cert_import(ctx, *o);
+});
 
-  CLI::App* list = cert->add_subcommand("list", "List certificates and their records");
-  list->add_option("ADDRESS", o->address, "Only this address");
-  list->add_option("--zone", o->zone, "Only this zone");
-  list->callback([&ctx, o] { ctx.exit_code = cert_list(ctx, *o); });
+CLI::App* list = cert->add_subcommand("list", "List certificates and their records");
+list->add_option("ADDRESS", o->address, "Only this address");
+list->add_option("--zone", o->zone, "Only this zone");
+list->callback([&ctx, o] { ctx.exit_code = cert_list(ctx, *o); });
 
-  CLI::App* remove = cert->add_subcommand("remove", "Withdraw an address's certificates");
-  remove->add_option("ADDRESS", o->address, "Email address")->required();
-  remove->add_option("--fingerprint", o->fingerprint,
-                     "Only the certificate with this SHA-256 fingerprint (hex, ':' allowed)");
-  remove->callback([&ctx, o] { ctx.exit_code = cert_remove(ctx, *o); });
-}
+CLI::App* remove = cert->add_subcommand("remove", "Withdraw an address's certificates");
+remove->add_option("ADDRESS", o->address, "Email address")->required();
+remove->add_option("--fingerprint", o->fingerprint,
+                   "Only the certificate with this SHA-256 fingerprint (hex, ':' allowed)");
+remove->callback([&ctx, o] { ctx.exit_code = cert_remove(ctx, *o); });
+}  // namespace smimea::admin
 
 }  // namespace smimea::admin

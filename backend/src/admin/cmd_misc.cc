@@ -54,8 +54,8 @@ int init(Context& ctx) {
     std::cout << "migrated store " << config->database << " from schema version " << *before
               << " to " << kSchemaVersion << '\n';
   } else {
-    std::cout << "store " << config->database << " is up to date (schema version "
-              << kSchemaVersion << ")\n";
+    std::cout << "store " << config->database << " is up to date (schema version " << kSchemaVersion
+              << ")\n";
   }
   return kExitOk;
 }
@@ -141,11 +141,11 @@ void add_misc_commands(CLI::App& app, Context& ctx) {
   name_cmd->add_option("ADDRESS", o->address, "Email address")->required();
   name_cmd->add_flag("--exact-only", o->exact_only,
                      "Only the owner of the local-part as written, not the lower-cased variant");
-  name_cmd->callback([&ctx, &app, o] {
-    ctx.exit_code = name(ctx, *o, app.get_option("--config")->count() > 0);
-  });
+  name_cmd->callback(
+      [&ctx, &app, o] { ctx.exit_code = name(ctx, *o, app.get_option("--config")->count() > 0); });
 
-  CLI::App* init_cmd = app.add_subcommand("init", "Create the store, or migrate it to this version");
+  CLI::App* init_cmd =
+      app.add_subcommand("init", "Create the store, or migrate it to this version");
   init_cmd->callback([&ctx] { ctx.exit_code = init(ctx); });
 
   CLI::App* check = app.add_subcommand("check-config", "Validate the config and open the store");

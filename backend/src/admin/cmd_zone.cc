@@ -1,7 +1,6 @@
 // smimea-ctl zone add|list|remove
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "admin.h"
 #include "smimea/owner_name.h"
@@ -37,7 +36,8 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
   auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
   if (!name.ok()) return fail(name.status());
   auto mode = parse_zone_mode(opts.mode);
-  if (!mode) return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
+  if (!mode)
+    return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
   return in_transaction(ctx, [&](Store& store) -> Status {
     auto zone = store.add_zone(*name, *mode);
     if (!zone.ok()) return zone.status();
@@ -49,8 +49,8 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
                        .dump()
                 << '\n';
     } else {
-      std::cout << "added zone " << zone->name << " (" << zone_mode_name(zone->mode)
-                << ", serial " << zone->serial << ")\n";
+      std::cout << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", serial "
+                << zone->serial << ")\n";
     }
     return Status();
   });
@@ -104,8 +104,9 @@ void add_zone_commands(CLI::App& app, Context& ctx) {
   CLI::App* zone = app.add_subcommand("zone", "Manage the zones the records are published in");
   zone->require_subcommand(1);
 
-  CLI::App* add = zone->add_subcommand("add", "Add a zone (example.com, or _smimecert.example.com "
-                                              "when only that subzone is delegated to us)");
+  CLI::App* add = zone->add_subcommand("add",
+                                       "Add a zone (example.com, or _smimecert.example.com "
+                                       "when only that subzone is delegated to us)");
   add->add_option("ZONE", opts->name, "Zone name")->required();
   add->add_option("--mode", opts->mode,
                   "authoritative: serve SOA, NS and the records; overlay: only the _smimecert "

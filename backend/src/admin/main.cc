@@ -1,6 +1,5 @@
 // smimea-ctl: manages the SMIMEA certificate store. See README.md "Managing certificates".
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "admin.h"

@@ -18,7 +18,8 @@ namespace {
 Status config_error(const std::string& source, const YAML::Node& node, const std::string& key,
                     const std::string& why) {
   std::string where = source.empty() ? "config" : source;
-  if (node.IsDefined() && node.Mark().line >= 0) where += ":" + std::to_string(node.Mark().line + 1);
+  if (node.IsDefined() && node.Mark().line >= 0)
+    where += ":" + std::to_string(node.Mark().line + 1);
   return Status::config_error(where, key + ": " + why);
 }
 
@@ -38,8 +39,9 @@ Result<std::uint64_t> get_uint(const std::string& source, const YAML::Node& node
     return config_error(source, node, key, "'" + text + "' is not a non-negative integer");
   }
   if (value < min || value > max) {
-    return config_error(source, node, key,
-                        text + " is out of range " + std::to_string(min) + ".." + std::to_string(max));
+    return config_error(
+        source, node, key,
+        text + " is out of range " + std::to_string(min) + ".." + std::to_string(max));
   }
   return value;
 }
@@ -92,7 +94,8 @@ Result<std::string> get_rname(const std::string& source, const YAML::Node& node,
 Result<std::vector<RecordParams>> get_records(const std::string& source, const YAML::Node& node,
                                               const std::string& key) {
   if (!node.IsSequence() || node.size() == 0) {
-    return config_error(source, node, key, "expected a non-empty list of {usage, selector, matching-type}");
+    return config_error(source, node, key,
+                        "expected a non-empty list of {usage, selector, matching-type}");
   }
   std::vector<RecordParams> out;
   for (std::size_t i = 0; i < node.size(); ++i) {
@@ -143,8 +146,16 @@ Status apply_soa(const std::string& source, const YAML::Node& node, SoaTemplate*
     if (key == "refresh") field = &soa->refresh;
     if (key == "retry") field = &soa->retry;
     if (key == "expire") field = &soa->expire;
-    if (key == "minimum") { field = &soa->minimum; min = 0; max = 86400; }
-    if (key == "ttl") { field = &soa->ttl; min = 0; max = kMaxTtl; }
+    if (key == "minimum") {
+      field = &soa->minimum;
+      min = 0;
+      max = 86400;
+    }
+    if (key == "ttl") {
+      field = &soa->ttl;
+      min = 0;
+      max = kMaxTtl;
+    }
     if (field == nullptr) return config_error(source, kv.first, full, "unknown key");
     auto v = get_uint(source, kv.second, full, min, max);
     if (!v.ok()) return v.status();

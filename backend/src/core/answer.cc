@@ -85,8 +85,9 @@ Status Answerer::reload() {
 }
 
 const ZoneEntry* Answerer::find_zone_lower(std::string_view lower_name) const {
-  auto it = std::lower_bound(zones_.begin(), zones_.end(), lower_name,
-                             [](const ZoneEntry& e, std::string_view n) { return e.zone.name < n; });
+  auto it =
+      std::lower_bound(zones_.begin(), zones_.end(), lower_name,
+                       [](const ZoneEntry& e, std::string_view n) { return e.zone.name < n; });
   if (it == zones_.end() || it->zone.name != lower_name) return nullptr;
   return &*it;
 }
@@ -154,7 +155,8 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
 Status Answerer::list(std::int64_t zone_id, RecordSink& sink) {
   SMIMEA_RETURN_IF_ERROR(refresh());
   const ZoneEntry* zone = find_zone_by_id(zone_id);
-  if (zone == nullptr) return Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
+  if (zone == nullptr)
+    return Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
   if (zone->zone.mode == ZoneMode::kAuthoritative) {
     sink.add_text(zone->fqdn, "SOA", config_.soa.ttl, zone_id, zone->soa_content);
     for (const std::string& ns : config_.nameservers) {

@@ -56,7 +56,8 @@ std::string asn1_string_to_std(const ASN1_STRING* s) {
 }
 
 void collect_emails(X509* x, std::vector<std::string>* emails) {
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     ASN1_OBJECT* utf8_mailbox = OBJ_txt2obj(kSmtpUtf8MailboxOid, 1);
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
@@ -155,7 +156,8 @@ Status parse_der(const unsigned char* data, std::size_t size, std::string_view s
   X509ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(size)));  // NOLINT
   drain_openssl_errors();
   if (req) {
-    return Status::invalid_argument(source, "input is a certificate request (CSR), not a certificate");
+    return Status::invalid_argument(source,
+                                    "input is a certificate request (CSR), not a certificate");
   }
   return Status::invalid_argument(source, "not a certificate (expected PEM, DER or PKCS#7)");
 }
@@ -173,8 +175,8 @@ Status parse_pem(std::string_view input, std::string_view source, std::vector<Ce
       const unsigned long err = ERR_peek_last_error();  // NOLINT(google-runtime-int)
       drain_openssl_errors();
       if (ERR_GET_REASON(err) == PEM_R_NO_START_LINE && blocks > 0) break;
-      return Status::invalid_argument(source, blocks == 0 ? "malformed PEM input"
-                                                          : "malformed PEM block after the first");
+      return Status::invalid_argument(
+          source, blocks == 0 ? "malformed PEM input" : "malformed PEM block after the first");
     }
     ++blocks;
     const std::string block_name = name;
@@ -187,8 +189,8 @@ Status parse_pem(std::string_view input, std::string_view source, std::vector<Ce
     } else if (block_name == "CERTIFICATE" || block_name == "X509 CERTIFICATE") {
       X509Ptr x = der_to_x509(data, static_cast<std::size_t>(len));
       if (!x) {
-        status = Status::invalid_argument(source, "PEM block " + std::to_string(blocks) +
-                                                      " is not a valid certificate");
+        status = Status::invalid_argument(
+            source, "PEM block " + std::to_string(blocks) + " is not a valid certificate");
       } else {
         auto cert = extract(x.get(), source);
         if (cert.ok()) {
@@ -220,8 +222,8 @@ Result<std::vector<Certificate>> parse_certificates(std::string_view input, std:
                                                     std::size_t max_bytes) {
   if (input.empty()) return Status::invalid_argument(source, "empty input");
   if (input.size() > max_bytes) {
-    return Status::invalid_argument(source, "input larger than " + std::to_string(max_bytes) +
-                                                " bytes: refused");
+    return Status::invalid_argument(
+        source, "input larger than " + std::to_string(max_bytes) + " bytes: refused");
   }
   std::vector<Certificate> certs;
   Status status;

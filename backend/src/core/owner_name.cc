@@ -13,7 +13,7 @@
 namespace smimea {
 namespace {
 
-constexpr std::size_t kMaxNameBytes = 253;   // presentation form without the trailing dot
+constexpr std::size_t kMaxNameBytes = 253;  // presentation form without the trailing dot
 constexpr std::size_t kMaxLabelBytes = 63;
 // "<56 hex>._smimecert." takes 68 octets of the 253.
 constexpr std::size_t kMaxMailDomainBytes = kMaxNameBytes - (2 * kOwnerHashLen + 1 + 10 + 1);
@@ -26,9 +26,25 @@ char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c +
 bool is_atext(unsigned char c) {
   if (is_ascii_alpha(c) || is_ascii_digit(c) || c >= 0x80) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
-    case '|': case '}': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~':
       return true;
     default:
       return false;
@@ -64,8 +80,8 @@ bool is_valid_utf8(std::string_view s) {
 // Unicode NFC (RFC 8162 section 3 asks for the local-part to be normalised before hashing).
 Result<std::string> to_nfc(std::string_view s) {
   std::size_t len = 0;
-  uint8_t* out =
-      u8_normalize(UNINORM_NFC, reinterpret_cast<const uint8_t*>(s.data()), s.size(), nullptr, &len);
+  uint8_t* out = u8_normalize(UNINORM_NFC, reinterpret_cast<const uint8_t*>(s.data()), s.size(),
+                              nullptr, &len);
   if (out == nullptr) return Status::invalid_argument(s, "cannot normalise to Unicode NFC");
   std::string result(reinterpret_cast<const char*>(out), len);
   std::free(out);  // NOLINT(cppcoreguidelines-no-malloc): allocated by libunistring
@@ -85,7 +101,8 @@ Result<std::string> unquote_local_part(std::string_view text, std::size_t* end) 
     if (c == '\\') {
       if (i + 1 >= text.size()) break;
       const auto next = static_cast<unsigned char>(text[++i]);
-      if (next < 0x20 && next != '\t') return Status::invalid_argument(text, "control character in local-part");
+      if (next < 0x20 && next != '\t')
+        return Status::invalid_argument(text, "control character in local-part");
       out.push_back(static_cast<char>(next));
       continue;
     }
@@ -130,7 +147,8 @@ Status check_ldh_labels(std::string_view name, std::string_view shown, bool allo
 Result<std::string> normalize_domain(std::string_view text, bool allow_underscore) {
   std::string_view name = strip_trailing_dot(text);
   if (name.empty()) return Status::invalid_argument(text, "empty domain");
-  if (name.front() == '[') return Status::invalid_argument(text, "address literals are not supported");
+  if (name.front() == '[')
+    return Status::invalid_argument(text, "address literals are not supported");
   std::string ascii;
   bool needs_idna = !is_ascii(name);
   if (!needs_idna) {
@@ -142,12 +160,12 @@ Result<std::string> normalize_domain(std::string_view text, bool allow_underscor
     if (!is_valid_utf8(name)) return Status::invalid_argument(text, "domain is not valid UTF-8");
     char* out = nullptr;
     const std::string input(name);
-    const int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(input.c_str()),
-                                  reinterpret_cast<uint8_t**>(&out),
-                                  IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    const int rc =
+        idn2_lookup_u8(reinterpret_cast<const uint8_t*>(input.c_str()),
+                       reinterpret_cast<uint8_t**>(&out), IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     if (rc != IDN2_OK) {
-      return Status::invalid_argument(text, std::string("invalid internationalised domain (") +
-                                                idn2_strerror(rc) + ")");
+      return Status::invalid_argument(
+          text, std::string("invalid internationalised domain (") + idn2_strerror(rc) + ")");
     }
     ascii = out;
     idn2_free(out);
@@ -172,13 +190,15 @@ Result<MailAddress> parse_address(std::string_view text) {
     domain_text = text.substr(end + 1);
   } else {
     const std::size_t at = text.rfind('@');
-    if (at == std::string_view::npos) return Status::invalid_argument(text, "not an address: no '@'");
+    if (at == std::string_view::npos)
+      return Status::invalid_argument(text, "not an address: no '@'");
     const std::string_view local = text.substr(0, at);
     domain_text = text.substr(at + 1);
     if (local.empty()) return Status::invalid_argument(text, "empty local-part");
     if (!is_dot_atom(local)) {
-      return Status::invalid_argument(text, "invalid local-part (quote it if it must contain "
-                                            "spaces, '@' or other special characters)");
+      return Status::invalid_argument(text,
+                                      "invalid local-part (quote it if it must contain "
+                                      "spaces, '@' or other special characters)");
     }
     addr.local_part.assign(local);
   }

@@ -45,14 +45,38 @@ void Handler::dispatch(const Request& req, std::string& out) {
   // Known methods this backend does not implement: a plain false. For the metadata calls
   // pdns reads false as "no metadata", which is what we have (see README, overlay mode: launch
   // us after the backend that owns the zone so that we never mask its metadata).
-  static const char* const kUnsupported[] = {
-      "getAllDomainMetadata", "getDomainMetadata", "setDomainMetadata", "getDomainKeys",
-      "addDomainKey", "removeDomainKey", "activateDomainKey", "deactivateDomainKey",
-      "publishDomainKey", "unpublishDomainKey", "getBeforeAndAfterNamesAbsolute", "getTSIGKey",
-      "getTSIGKeys", "setTSIGKey", "deleteTSIGKey", "getUpdatedMasters", "setNotified",
-      "startTransaction", "commitTransaction", "abortTransaction", "feedRecord", "feedEnts",
-      "feedEnts3", "replaceRRSet", "searchRecords", "searchComments", "getUnfreshSlaveInfos",
-      "setStale", "setFresh", "createSlaveDomain", "superMasterBackend", "createDomain"};
+  static const char* const kUnsupported[] = {"getAllDomainMetadata",
+                                             "getDomainMetadata",
+                                             "setDomainMetadata",
+                                             "getDomainKeys",
+                                             "addDomainKey",
+                                             "removeDomainKey",
+                                             "activateDomainKey",
+                                             "deactivateDomainKey",
+                                             "publishDomainKey",
+                                             "unpublishDomainKey",
+                                             "getBeforeAndAfterNamesAbsolute",
+                                             "getTSIGKey",
+                                             "getTSIGKeys",
+                                             "setTSIGKey",
+                                             "deleteTSIGKey",
+                                             "getUpdatedMasters",
+                                             "setNotified",
+                                             "startTransaction",
+                                             "commitTransaction",
+                                             "abortTransaction",
+                                             "feedRecord",
+                                             "feedEnts",
+                                             "feedEnts3",
+                                             "replaceRRSet",
+                                             "searchRecords",
+                                             "searchComments",
+                                             "getUnfreshSlaveInfos",
+                                             "setStale",
+                                             "setFresh",
+                                             "createSlaveDomain",
+                                             "superMasterBackend",
+                                             "createDomain"};
   for (const char* known : kUnsupported) {
     if (m == known) return write_result(out, false);
   }

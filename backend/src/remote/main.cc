@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "smimea-backend 0.1.0");
   app.add_option("-c,--config", config_path, "Configuration file")
       ->default_str(smimea::kDefaultConfigPath);
-  auto* listen = app.add_option("--listen", listen_path,
-                                "Serve pdns's unix connector on this socket path");
+  auto* listen =
+      app.add_option("--listen", listen_path, "Serve pdns's unix connector on this socket path");
   auto* pipe = app.add_flag("--pipe", pipe_mode, "Serve pdns's pipe connector on stdin/stdout");
   listen->excludes(pipe);
   try {

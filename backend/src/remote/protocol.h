@@ -5,9 +5,8 @@
 // a reusable string by ReplyWriter: the query path builds no JSON document.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 

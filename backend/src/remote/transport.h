@@ -22,8 +22,8 @@ class LineReader {
   int fd_;
   std::size_t max_line_;
   std::string buf_;
-  std::size_t start_ = 0;   // first unread byte in buf_
-  bool skipping_ = false;   // inside an over-long line
+  std::size_t start_ = 0;  // first unread byte in buf_
+  bool skipping_ = false;  // inside an over-long line
 };
 
 // Writes all of data, retrying on EINTR and short writes. False on error (peer gone).

@@ -165,8 +165,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
                                          std::to_string(kSchemaVersion));
   }
   const std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA cache_size=-" +
-                              std::to_string(options.cache_kib) +
-                              "; PRAGMA mmap_size=268435456;" +
+                              std::to_string(options.cache_kib) + "; PRAGMA mmap_size=268435456;" +
                               (options.read_only ? " PRAGMA query_only=ON;" : "");
   SMIMEA_RETURN_IF_ERROR(exec(h, pragmas.c_str(), path + ": configure connection"));
   auto impl = std::make_unique<Impl>();
@@ -287,13 +286,13 @@ Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
                                                        std::string_view zone) {
   sqlite3* db = impl_->db.get();
   Statement certs;
-  SMIMEA_RETURN_IF_ERROR(certs.prepare(
-      db,
-      "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
-      "c.not_before, c.not_after, c.created_at, c.domain FROM certificates c "
-      "JOIN zones z ON z.id = c.zone_id "
-      "WHERE (?1 = '' OR c.address = ?1 COLLATE NOCASE) AND (?2 = '' OR z.name = ?2) "
-      "ORDER BY c.address, c.id"));
+  SMIMEA_RETURN_IF_ERROR(
+      certs.prepare(db,
+                    "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
+                    "c.not_before, c.not_after, c.created_at, c.domain FROM certificates c "
+                    "JOIN zones z ON z.id = c.zone_id "
+                    "WHERE (?1 = '' OR c.address = ?1 COLLATE NOCASE) AND (?2 = '' OR z.name = ?2) "
+                    "ORDER BY c.address, c.id"));
   certs.bind_text(1, address);
   certs.bind_text(2, zone);
   Statement recs;
@@ -325,9 +324,9 @@ Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
       if (recs.bytes(0) == owner.size()) std::copy(recs.blob(0), recs.blob(0) + 28, owner.begin());
       CertRecordInfo r;
       r.owner_name = owner_name(owner, domain);
-      r.params = RecordParams{static_cast<Usage>(recs.int64(1)),
-                              static_cast<Selector>(recs.int64(2)),
-                              static_cast<MatchingType>(recs.int64(3))};
+      r.params =
+          RecordParams{static_cast<Usage>(recs.int64(1)), static_cast<Selector>(recs.int64(2)),
+                       static_cast<MatchingType>(recs.int64(3))};
       r.ttl = static_cast<std::uint32_t>(recs.int64(4));
       r.data_size = static_cast<std::size_t>(recs.int64(5));
       info.records.push_back(std::move(r));
@@ -358,10 +357,10 @@ Status Store::commit() {
   for (std::int64_t zone_id : impl_->touched_zones) {
     // The serial moves forward on every change (RFC 1982 arithmetic: +1 wraps at 2^32), and
     // jumps to the current time when that is larger, so it also encodes when it changed.
-    SMIMEA_RETURN_IF_ERROR(s.prepare(
-        impl_->db.get(),
-        "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
-        "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
+    SMIMEA_RETURN_IF_ERROR(
+        s.prepare(impl_->db.get(),
+                  "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
+                  "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
     s.bind(1, zone_id);
     s.bind(2, now_seconds());
     if (s.step() != SQLITE_DONE) return impl_->error("bump serial");
@@ -408,12 +407,13 @@ Result<int> Store::remove_zone(std::string_view name, bool force) {
   if (count.step() != SQLITE_ROW) return impl_->error("count certificates");
   const int certs = static_cast<int>(count.int64(0));
   if (certs > 0 && !force) {
-    return Status::conflict(std::string(name), "zone still has " + std::to_string(certs) +
-                                                   " certificate(s); use --force to remove them too");
+    return Status::conflict(std::string(name),
+                            "zone still has " + std::to_string(certs) +
+                                " certificate(s); use --force to remove them too");
   }
-  for (const char* sql : {"DELETE FROM records WHERE zone_id = ?1",
-                          "DELETE FROM certificates WHERE zone_id = ?1",
-                          "DELETE FROM zones WHERE id = ?1"}) {
+  for (const char* sql :
+       {"DELETE FROM records WHERE zone_id = ?1", "DELETE FROM certificates WHERE zone_id = ?1",
+        "DELETE FROM zones WHERE id = ?1"}) {
     Statement s;
     SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql));
     s.bind(1, zone->id);
@@ -482,9 +482,9 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     if (rc != SQLITE_DONE) return impl_->error("find record");
 
     Statement& size = impl_->rrset_size;
-    SMIMEA_RETURN_IF_ERROR(size.prepare(
-        db,
-        "SELECT COALESCE(SUM(3 + length(data)), 0) FROM records WHERE zone_id = ?1 AND owner = ?2"));
+    SMIMEA_RETURN_IF_ERROR(size.prepare(db,
+                                        "SELECT COALESCE(SUM(3 + length(data)), 0) FROM records "
+                                        "WHERE zone_id = ?1 AND owner = ?2"));
     size.bind(1, zone.id);
     size.bind_blob(2, rec.owner.data(), rec.owner.size());
     if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
