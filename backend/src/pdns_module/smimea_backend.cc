@@ -1,0 +1,253 @@
+// libsmimeabackend.so: the native PowerDNS backend module (launch=smimea), answering from the
+// same core and store as smimea-backend, in process.
+//
+// PowerDNS makes one backend instance per thread that needs one (section 1.5 of the remote
+// backend notes in the README); each instance owns its own store connection, Answerer and
+// result buffer, so nothing here is shared between threads except the immutable factory.
+// Built against the headers of the exact installed pdns version (see CMakeLists.txt); the
+// factory refuses to load into any other version.
+#include "pdns/arguments.hh"
+#include "pdns/dnsbackend.hh"
+#include "pdns/dnsparser.hh"
+#include "pdns/dnsrecords.hh"
+#include "pdns/logger.hh"
+#include "pdns/version.hh"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "smimea/answer.h"
+#include "smimea/config.h"
+#include "smimea/store.h"
+
+namespace {
+
+constexpr const char* kName = "smimea";
+
+smimea::QType to_qtype(const QType& qtype) {
+  switch (qtype.getCode()) {
+    case QType::ANY:
+      return smimea::QType::kAny;
+    case QType::SOA:
+      return smimea::QType::kSoa;
+    case QType::NS:
+      return smimea::QType::kNs;
+    case QType::SMIMEA:
+      return smimea::QType::kSmimea;
+    default:
+      return smimea::QType::kOther;
+  }
+}
+
+// Collects an answer as ready-made DNSZoneRecords, so pdns does not parse text per record.
+// SOA and NS contents are parsed once and shared; SMIMEA RDATA goes in as wire bytes.
+class ZoneRecordSink : public smimea::RecordSink {
+ public:
+  std::vector<DNSZoneRecord> records;
+  const DNSName* qname = nullptr;  // lookup(): the name as pdns asked it
+
+  void add_text(std::string_view name, std::string_view qtype, std::uint32_t ttl,
+                std::int64_t zone_id, std::string_view content) override {
+    const uint16_t type = qtype == "SOA" ? QType::SOA : QType::NS;
+    auto& cache = type == QType::SOA ? soa_cache_ : ns_cache_;
+    auto it = cache.find(content);
+    if (it == cache.end()) {
+      if (cache.size() > 100000) cache.clear();
+      it = cache.emplace(std::string(content),
+                         DNSRecordContent::mastermake(type, QClass::IN, std::string(content)))
+               .first;
+    }
+    DNSZoneRecord& zr = next(name, zone_id, type, ttl);
+    zr.dr.d_content = it->second;
+  }
+
+  void add_smimea(std::string_view name, std::int64_t zone_id,
+                  const smimea::RecordView& rr) override {
+    DNSZoneRecord& zr = next(name, zone_id, QType::SMIMEA, rr.ttl);
+    wire_.clear();
+    wire_.push_back(static_cast<char>(rr.params.usage));
+    wire_.push_back(static_cast<char>(rr.params.selector));
+    wire_.push_back(static_cast<char>(rr.params.matching_type));
+    wire_.append(reinterpret_cast<const char*>(rr.data), rr.size);
+    zr.dr.d_content = DNSRecordContent::deserialize(zr.dr.d_name, QType::SMIMEA, wire_);
+  }
+
+  void add_ent(std::string_view name, std::int64_t zone_id) override {
+    DNSZoneRecord& zr = next(name, zone_id, QType::ENT, 0);
+    zr.dr.d_content = nullptr;
+  }
+
+ private:
+  DNSZoneRecord& next(std::string_view name, std::int64_t zone_id, uint16_t type,
+                      std::uint32_t ttl) {
+    DNSZoneRecord& zr = records.emplace_back();
+    zr.dr.d_name = qname != nullptr ? *qname : DNSName(std::string(name));
+    zr.dr.d_type = type;
+    zr.dr.d_class = QClass::IN;
+    zr.dr.d_ttl = ttl;
+    zr.dr.d_place = DNSResourceRecord::ANSWER;
+    zr.domain_id = static_cast<int>(zone_id);
+    zr.auth = true;
+    return zr;
+  }
+
+  std::map<std::string, std::shared_ptr<DNSRecordContent>, std::less<>> soa_cache_, ns_cache_;
+  std::string wire_;
+};
+
+class SmimeaBackend : public DNSBackend {
+ public:
+  explicit SmimeaBackend(const std::string& suffix) {
+    setArgPrefix(std::string(kName) + suffix);
+    const std::string path = getArg("config");
+    auto config = smimea::load_config(path);
+    if (!config.ok()) throw PDNSException("smimea: " + config.status().message());
+    config_ = std::make_unique<smimea::Config>(std::move(config).value());
+    smimea::StoreOptions options;
+    options.read_only = true;
+    options.busy_timeout_ms = config_->busy_timeout_ms;
+    options.cache_kib = config_->cache_kib;
+    auto store = smimea::Store::open(config_->database, options);
+    if (!store.ok()) throw PDNSException("smimea: " + store.status().message());
+    store_ = std::move(store).value();
+    answerer_ = std::make_unique<smimea::Answerer>(*store_, *config_);
+  }
+
+  void lookup(const QType& qtype, const DNSName& qdomain, int /*zoneId*/,
+              DNSPacket* /*pkt_p*/) override {
+    reset();
+    qname_text_ = qdomain.toStringNoDot();
+    sink_.qname = &qdomain;
+    const smimea::Status s = answerer_->lookup(qname_text_, to_qtype(qtype), sink_);
+    sink_.qname = nullptr;
+    if (!s.ok()) {
+      reset();
+      throw DBException("smimea: lookup " + qname_text_ + ": " + s.message());
+    }
+  }
+
+  bool get(DNSZoneRecord& zr) override {
+    if (pos_ >= sink_.records.size()) return false;
+    zr = std::move(sink_.records[pos_++]);
+    return true;
+  }
+
+  bool get(DNSResourceRecord& rr) override {
+    DNSZoneRecord zr;
+    if (!get(zr)) return false;
+    rr.qname = zr.dr.d_name;
+    rr.qtype = zr.dr.d_type;
+    rr.qclass = zr.dr.d_class;
+    rr.ttl = zr.dr.d_ttl;
+    rr.content = zr.dr.d_content ? zr.dr.d_content->getZoneRepresentation(true) : "";
+    rr.domain_id = zr.domain_id;
+    rr.auth = zr.auth;
+    return true;
+  }
+
+  bool list(const DNSName& target, int domain_id, bool /*include_disabled*/) override {
+    reset();
+    std::int64_t id = domain_id;
+    refresh();
+    if (const smimea::ZoneEntry* zone = answerer_->find_zone(target.toStringNoDot())) {
+      id = zone->zone.id;
+    }
+    const smimea::Status s = answerer_->list(id, sink_);
+    if (s.is_not_found()) return false;
+    if (!s.ok()) {
+      reset();
+      throw DBException("smimea: list " + target.toLogString() + ": " + s.message());
+    }
+    return true;
+  }
+
+  void getAllDomains(std::vector<DomainInfo>* domains, bool /*getSerial*/,
+                     bool /*include_disabled*/) override {
+    refresh();
+    for (const smimea::ZoneEntry& z : answerer_->zones()) {
+      // Overlay zones belong to another backend; listing them here would hijack them.
+      if (z.zone.mode != smimea::ZoneMode::kAuthoritative) continue;
+      domains->push_back(domain_info(z));
+    }
+  }
+
+  bool getDomainInfo(const DNSName& domain, DomainInfo& di, bool /*getSerial*/) override {
+    refresh();
+    const smimea::ZoneEntry* z = answerer_->find_zone(domain.toStringNoDot());
+    if (z == nullptr || z->zone.mode != smimea::ZoneMode::kAuthoritative) return false;
+    di = domain_info(*z);
+    return true;
+  }
+
+  std::string directBackendCmd(const std::string& query) override {
+    if (query != "status") return "commands: status";
+    refresh();
+    return "database " + config_->database + "; zones " +
+           std::to_string(answerer_->zones().size()) + "; lookups on this instance " +
+           std::to_string(answerer_->lookups());
+  }
+
+ private:
+  void reset() {
+    sink_.records.clear();
+    pos_ = 0;
+  }
+
+  void refresh() {
+    const smimea::Status s = answerer_->refresh();
+    if (!s.ok()) throw DBException("smimea: " + s.message());
+  }
+
+  DomainInfo domain_info(const smimea::ZoneEntry& z) {
+    DomainInfo di;
+    di.zone = DNSName(z.fqdn);
+    di.id = static_cast<uint32_t>(z.zone.id);
+    di.serial = z.zone.serial;
+    di.notified_serial = static_cast<uint32_t>(z.zone.notified_serial < 0 ? 0 : z.zone.notified_serial);
+    di.kind = DomainInfo::Native;
+    di.backend = this;
+    return di;
+  }
+
+  std::unique_ptr<smimea::Config> config_;
+  std::unique_ptr<smimea::Store> store_;
+  std::unique_ptr<smimea::Answerer> answerer_;
+  ZoneRecordSink sink_;
+  std::size_t pos_ = 0;
+  std::string qname_text_;
+};
+
+class SmimeaFactory : public BackendFactory {
+ public:
+  SmimeaFactory() : BackendFactory(kName) {}
+
+  void declareArguments(const std::string& suffix) override {
+    declare(suffix, "config", "smimea: path of smimea.yaml", smimea::kDefaultConfigPath);
+  }
+
+  DNSBackend* make(const std::string& suffix) override {
+    // The module uses pdns's classes directly: their layout is only right for the version
+    // whose headers it was compiled with.
+    if (getPDNSVersion() != SMIMEA_PDNS_VERSION) {
+      throw PDNSException(std::string("smimea: module built for PowerDNS ") +
+                          SMIMEA_PDNS_VERSION + " cannot run in " + getPDNSVersion() +
+                          "; rebuild it against this version's headers");
+    }
+    return new SmimeaBackend(suffix);
+  }
+};
+
+class SmimeaLoader {
+ public:
+  SmimeaLoader() {
+    BackendMakers().report(new SmimeaFactory);
+    g_log << Logger::Info << "[smimea] SMIMEA backend module (built for PowerDNS "
+          << SMIMEA_PDNS_VERSION << ") loaded" << std::endl;
+  }
+};
+
+const SmimeaLoader kLoader;
+
+}  // namespace
