@@ -87,6 +87,12 @@ void Handler::dispatch(const Request& req, std::string& out) {
 void Handler::lookup(const Request& req, std::string& out) {
   const std::string_view qname = req.string_param("qname");
   const std::string_view qtype = req.string_param("qtype");
+  // string_param() reads a missing or non-string value as "": that is a malformed request,
+  // not a name without records.
+  if (qname.empty() || qtype.empty()) {
+    ++failures_;
+    return write_failure(out, "lookup: qname and qtype must be non-empty strings");
+  }
   ReplyWriter writer(out);
   writer.begin();
   const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer);
