@@ -3,8 +3,8 @@ integration tests in test_pdns.py.
 
 A Connector says how pdns reaches the backend: the lines it adds to pdns.conf, and any
 process it needs running beside pdns (smimea-backend --listen for the unix connector).
-CONNECTORS maps the parameter names used by the tests to these classes, so another way of
-loading the backend (a native module) is one more class here.
+CONNECTORS maps the parameter names used by the tests to these classes: the remote backend
+over the unix and pipe connectors, and the native module.
 
 PdnsServer writes pdns.conf into its own directory, starts pdns_server --config-dir with the
 control socket in that directory and every cache off, waits until it answers, keeps its log
@@ -24,12 +24,13 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from smimea_test import BACKEND, free_port, run
+from smimea_test import BACKEND, BUILD, free_port, run
 
 PDNS_SERVER = "/usr/sbin/pdns_server"
 PDNS_CONTROL = "/usr/bin/pdns_control"
 PDNSUTIL = "/usr/bin/pdnsutil"
 ADDRESS = "127.0.0.1"
+NATIVE_MODULE = BUILD / "libsmimeabackend.so"
 
 
 def _tail(path, limit=4000):
@@ -70,9 +71,15 @@ def wait_for_socket(path, proc, timeout=10):
 
 
 class Connector:
-    """How pdns reaches our backend. Subclasses fill in name and config_lines()."""
+    """How pdns reaches our backend. Subclasses fill in name, launch and config_lines()."""
 
     name = "?"
+    launch = "remote"  # the name in pdns's launch= list
+
+    @classmethod
+    def unavailable(cls):
+        """Why this connector cannot run here (a reason to skip), or None."""
+        return None
 
     def __init__(self, store, directory):
         self.store = store
@@ -146,11 +153,27 @@ class PipeConnector(Connector):
         return [f"remote-connection-string=pipe:command={command},timeout=0"]
 
 
-CONNECTORS = {"unix": UnixConnector, "pipe": PipeConnector}
+class NativeConnector(Connector):
+    """The native module libsmimeabackend.so, loaded into pdns_server (launch=smimea)."""
+
+    name = "native"
+    launch = "smimea"
+
+    @classmethod
+    def unavailable(cls):
+        if not NATIVE_MODULE.exists():
+            return f"{NATIVE_MODULE} not built (SMIMEA_PDNS_MODULE=OFF?)"
+        return None
+
+    def config_lines(self):
+        return [f"load-modules={NATIVE_MODULE}", f"smimea-config={self.store.config}"]
+
+
+CONNECTORS = {"unix": UnixConnector, "pipe": PipeConnector, "native": NativeConnector}
 
 
 class PdnsServer:
-    """One pdns_server with `launch=<before...>,remote` and the given connector.
+    """One pdns_server with `launch=<before...>,<ours>` and the given connector.
 
     before: backends launched ahead of ours (for the overlay mode: ["gsqlite3"]), whose
     settings go in extra_config.
@@ -164,7 +187,7 @@ class PdnsServer:
         self.log = self.dir / "pdns.log"
         self.proc = None
         self._logfile = None
-        self._launch = list(before) + ["remote"]
+        self._launch = list(before) + [connector.launch]
         self._extra = list(extra_config)
 
     # --- life cycle ---
