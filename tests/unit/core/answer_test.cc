@@ -1,0 +1,273 @@
+// The Answerer: what PowerDNS gets for each (qname, qtype), from a real store.
+#include "smimea/answer.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "../store_util.h"
+#include "smimea/hex.h"
+
+namespace smimea {
+namespace {
+
+using test::new_certificate;
+using test::StoreFixture;
+
+// Records as "qname TYPE ttl content", SMIMEA content as "u s m hex".
+class Lines : public RecordSink {
+ public:
+  void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
+                std::int64_t zone_id, std::string_view content) override {
+    lines.push_back(std::string(qname) + " " + std::string(qtype) + " " + std::to_string(ttl) +
+                    " " + std::string(content));
+    zone_ids.push_back(zone_id);
+  }
+  void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override {
+    lines.push_back(std::string(qname) + " SMIMEA " + std::to_string(rr.ttl) + " " +
+                    std::to_string(static_cast<int>(rr.params.usage)) + " " +
+                    std::to_string(static_cast<int>(rr.params.selector)) + " " +
+                    std::to_string(static_cast<int>(rr.params.matching_type)) + " " +
+                    to_hex(rr.data, rr.size));
+    zone_ids.push_back(zone_id);
+  }
+  void add_ent(std::string_view qname, std::int64_t zone_id) override {
+    lines.push_back(std::string(qname) + " ENT");
+    zone_ids.push_back(zone_id);
+  }
+  std::vector<std::string> lines;
+  std::vector<std::int64_t> zone_ids;
+};
+
+const char* const kAlice = "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db";
+const char* const kBob = "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd";
+const char* const kCarol = "4c26d9074c27d89ede59270c0ac14b71e071b15239519f75474b2f3b";
+const RecordParams kSpki256{Usage::kDaneEe, Selector::kSpki, MatchingType::kSha256};
+
+class AnswerTest : public ::testing::Test {
+ protected:
+  AnswerTest() {
+    config_.database = fixture_.path();
+    config_.nameservers = {"ns1.example.net.", "ns2.example.net."};
+    config_.soa.mname = "ns1.example.net.";
+    config_.soa.rname = "hostmaster.example.net.";
+    config_.soa.ttl = 1800;
+    config_.ns_ttl = 7200;
+    zones_ = fixture_.add_zones({{"example.com", ZoneMode::kAuthoritative},
+                                 {"_smimecert.example.org", ZoneMode::kAuthoritative},
+                                 {"example.net", ZoneMode::kOverlay},
+                                 {"empty.example", ZoneMode::kAuthoritative}});
+    fixture_.add(zones_[0], new_certificate("rsa.pem", "alice@example.com", {kSpki256}, 600));
+    fixture_.add(zones_[0], new_certificate("ec.pem", "bob@example.com", {kSpki256}, 700));
+    fixture_.add(zones_[0], new_certificate("ec.pem", "bob@example.com", {RecordParams{}}, 700));
+    fixture_.add(zones_[1], new_certificate("ed25519.pem", "carol@example.org", {kSpki256}, 800));
+    fixture_.add(zones_[2], new_certificate("rsa.pem", "alice@example.net", {kSpki256}, 900));
+  }
+
+  std::vector<std::string> lookup(std::string_view qname, QType qtype = QType::kAny) {
+    Lines sink;
+    const Status s = answerer_.lookup(qname, qtype, sink);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return sink.lines;
+  }
+
+  std::string soa(const std::string& zone) {
+    return "ns1.example.net. hostmaster.example.net. " +
+           std::to_string(fixture_.zone(zone).serial) + " 10800 3600 1209600 300";
+  }
+
+  StoreFixture fixture_;
+  Config config_;
+  std::vector<Zone> zones_;
+  Answerer answerer_{fixture_.store(), config_};
+};
+
+using Lines_ = std::vector<std::string>;
+
+TEST_F(AnswerTest, SoaAndNsAtTheApex) {
+  EXPECT_EQ(lookup("example.com."), (Lines_{"example.com. SOA 1800 " + soa("example.com"),
+                                            "example.com. NS 7200 ns1.example.net.",
+                                            "example.com. NS 7200 ns2.example.net."}));
+  EXPECT_EQ(lookup("example.com", QType::kSoa),
+            Lines_{"example.com SOA 1800 " + soa("example.com")});
+  EXPECT_EQ(lookup("example.com", QType::kNs), (Lines_{"example.com NS 7200 ns1.example.net.",
+                                                       "example.com NS 7200 ns2.example.net."}));
+  EXPECT_TRUE(lookup("example.com", QType::kSmimea).empty());
+  EXPECT_TRUE(lookup("example.com", QType::kOther).empty());
+}
+
+TEST_F(AnswerTest, ApexIsCaseInsensitiveAndKeepsTheQuestionsSpelling) {
+  EXPECT_EQ(lookup("ExAmple.COM.", QType::kSoa),
+            Lines_{"ExAmple.COM. SOA 1800 " + soa("example.com")});
+}
+
+TEST_F(AnswerTest, EmptyZoneHasSoaButNoEnt) {
+  EXPECT_EQ(lookup("empty.example", QType::kSoa).size(), 1u);
+  EXPECT_TRUE(lookup("_smimecert.empty.example").empty());
+}
+
+TEST_F(AnswerTest, EntAtSmimecertOnlyWhenTheZoneHasRecords) {
+  EXPECT_EQ(lookup("_smimecert.example.com."), Lines_{"_smimecert.example.com. ENT"});
+  EXPECT_EQ(lookup("_SMIMECERT.Example.Com"), Lines_{"_SMIMECERT.Example.Com ENT"});
+  EXPECT_TRUE(lookup("_smimecert.example.com.", QType::kSoa).empty());
+  EXPECT_TRUE(lookup("_smimecert.example.com.", QType::kSmimea).empty());
+}
+
+TEST_F(AnswerTest, SmimeaLookup) {
+  const std::string qname = std::string(kAlice) + "._smimecert.example.com.";
+  EXPECT_EQ(lookup(qname, QType::kSmimea),
+            Lines_{qname + " SMIMEA 600 3 1 1 " + test::expected_hex("rsa", 1, 1)});
+  EXPECT_EQ(lookup(qname, QType::kAny),
+            Lines_{qname + " SMIMEA 600 3 1 1 " + test::expected_hex("rsa", 1, 1)});
+}
+
+TEST_F(AnswerTest, SmimeaLookupIsCaseInsensitive) {
+  std::string upper = std::string(kAlice) + "._SMIMECERT.EXAMPLE.COM";
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_EQ(lookup(upper, QType::kSmimea),
+            Lines_{upper + " SMIMEA 600 3 1 1 " + test::expected_hex("rsa", 1, 1)});
+}
+
+TEST_F(AnswerTest, RrsetInInsertionOrder) {
+  const std::string qname = std::string(kBob) + "._smimecert.example.com";
+  EXPECT_EQ(lookup(qname), (Lines_{qname + " SMIMEA 700 3 1 1 " + test::expected_hex("ec", 1, 1),
+                                   qname + " SMIMEA 700 3 0 0 " + test::expected_hex("ec", 0, 0)}));
+}
+
+TEST_F(AnswerTest, TypedLookupsAreFiltered) {
+  const std::string qname = std::string(kAlice) + "._smimecert.example.com.";
+  EXPECT_TRUE(lookup(qname, QType::kSoa).empty());
+  EXPECT_TRUE(lookup(qname, QType::kNs).empty());
+  EXPECT_TRUE(lookup(qname, QType::kOther).empty());
+}
+
+TEST_F(AnswerTest, UnknownOwnerGivesNothing) {
+  EXPECT_TRUE(lookup(std::string(kCarol) + "._smimecert.example.com.").empty());
+}
+
+TEST_F(AnswerTest, OwnerInTheWrongZoneGivesNothing) {
+  // alice's record is in example.com and example.net, not in _smimecert.example.org.
+  EXPECT_TRUE(lookup(std::string(kAlice) + "._smimecert.example.org.").empty());
+}
+
+TEST_F(AnswerTest, DelegatedSmimecertZone) {
+  const std::string apex = "_smimecert.example.org.";
+  EXPECT_EQ(lookup(apex),
+            (Lines_{apex + " SOA 1800 " + soa("_smimecert.example.org"),
+                    apex + " NS 7200 ns1.example.net.", apex + " NS 7200 ns2.example.net."}));
+  const std::string qname = std::string(kCarol) + "._smimecert.example.org.";
+  EXPECT_EQ(lookup(qname, QType::kSmimea),
+            Lines_{qname + " SMIMEA 800 3 1 1 " + test::expected_hex("ed25519", 1, 1)});
+  // The parent is not ours.
+  EXPECT_TRUE(lookup("example.org.").empty());
+}
+
+TEST_F(AnswerTest, OverlayZoneGivesNoSoaOrNs) {
+  EXPECT_TRUE(lookup("example.net.").empty());
+  EXPECT_TRUE(lookup("example.net.", QType::kSoa).empty());
+  EXPECT_TRUE(lookup("example.net.", QType::kNs).empty());
+  const std::string qname = std::string(kAlice) + "._smimecert.example.net.";
+  EXPECT_EQ(lookup(qname, QType::kSmimea),
+            Lines_{qname + " SMIMEA 900 3 1 1 " + test::expected_hex("rsa", 1, 1)});
+  // The records need the empty non-terminal above them in the overlay zone as well.
+  EXPECT_EQ(lookup("_smimecert.example.net."), Lines_{"_smimecert.example.net. ENT"});
+}
+
+TEST_F(AnswerTest, NamesOutsideTheZonesGiveNothing) {
+  for (const std::string& qname :
+       {std::string("example.info."), std::string("com."), std::string("."), std::string(""),
+        std::string("www.example.com."), std::string("_smimecert.example.info."),
+        std::string(kAlice) + "._smimecert.example.info.",
+        std::string(kAlice) + "._smimecert.sub.example.com.", std::string(kAlice) + ".example.com.",
+        std::string(300, 'a'), std::string(kAlice) + "._smimecert." + std::string(250, 'a')}) {
+    EXPECT_TRUE(lookup(qname).empty()) << qname;
+  }
+}
+
+TEST_F(AnswerTest, SeesChangesFromAnotherConnection) {
+  EXPECT_TRUE(lookup("example.info.", QType::kSoa).empty());
+  auto writer = Store::open(fixture_.path(), StoreOptions{});
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->begin().ok());
+  ASSERT_TRUE((*writer)->add_zone("example.info", ZoneMode::kAuthoritative).ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+  EXPECT_EQ(lookup("example.info.", QType::kSoa).size(), 1u);
+  ASSERT_NE(answerer_.find_zone("EXAMPLE.info."), nullptr);
+}
+
+TEST_F(AnswerTest, ZoneTable) {
+  ASSERT_TRUE(answerer_.refresh().ok());
+  ASSERT_EQ(answerer_.zones().size(), 4u);
+  EXPECT_EQ(answerer_.zones()[0].zone.name, "_smimecert.example.org");
+  EXPECT_EQ(answerer_.zones()[0].owner_suffix, "._smimecert.example.org.");
+  EXPECT_EQ(answerer_.zones()[1].zone.name, "empty.example");
+  EXPECT_EQ(answerer_.zones()[2].owner_suffix, "._smimecert.example.com.");
+  EXPECT_EQ(answerer_.zones()[2].fqdn, "example.com.");
+  const ZoneEntry* z = answerer_.find_zone("Example.Com.");
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(answerer_.find_zone_by_id(z->zone.id), z);
+  EXPECT_EQ(answerer_.find_zone("example"), nullptr);
+  EXPECT_EQ(answerer_.find_zone_by_id(12345), nullptr);
+}
+
+TEST_F(AnswerTest, ListInAxfrOrder) {
+  const ZoneEntry* z = nullptr;
+  ASSERT_TRUE(answerer_.refresh().ok());
+  z = answerer_.find_zone("example.com");
+  ASSERT_NE(z, nullptr);
+  Lines sink;
+  ASSERT_TRUE(answerer_.list(z->zone.id, sink).ok());
+  const std::string alice = std::string(kAlice) + "._smimecert.example.com.";
+  const std::string bob = std::string(kBob) + "._smimecert.example.com.";
+  EXPECT_EQ(sink.lines, (Lines_{"example.com. SOA 1800 " + soa("example.com"),
+                                "example.com. NS 7200 ns1.example.net.",
+                                "example.com. NS 7200 ns2.example.net.",
+                                alice + " SMIMEA 600 3 1 1 " + test::expected_hex("rsa", 1, 1),
+                                bob + " SMIMEA 700 3 1 1 " + test::expected_hex("ec", 1, 1),
+                                bob + " SMIMEA 700 3 0 0 " + test::expected_hex("ec", 0, 0)}));
+  for (std::int64_t id : sink.zone_ids) EXPECT_EQ(id, z->zone.id);
+}
+
+TEST_F(AnswerTest, ListDelegatedAndOverlayZones) {
+  ASSERT_TRUE(answerer_.refresh().ok());
+  Lines org;
+  ASSERT_TRUE(answerer_.list(answerer_.find_zone("_smimecert.example.org")->zone.id, org).ok());
+  ASSERT_EQ(org.lines.size(), 4u);
+  EXPECT_EQ(org.lines[0].substr(0, 28), "_smimecert.example.org. SOA ");
+  EXPECT_EQ(org.lines[3], std::string(kCarol) + "._smimecert.example.org. SMIMEA 800 3 1 1 " +
+                              test::expected_hex("ed25519", 1, 1));
+  Lines net;
+  ASSERT_TRUE(answerer_.list(answerer_.find_zone("example.net")->zone.id, net).ok());
+  EXPECT_EQ(net.lines, Lines_{std::string(kAlice) + "._smimecert.example.net. SMIMEA 900 3 1 1 " +
+                              test::expected_hex("rsa", 1, 1)});
+}
+
+TEST_F(AnswerTest, ListUnknownZoneIsNotFound) {
+  Lines sink;
+  const Status s = answerer_.list(98765, sink);
+  EXPECT_TRUE(s.is_not_found());
+  EXPECT_TRUE(sink.lines.empty());
+}
+
+TEST_F(AnswerTest, CountsLookups) {
+  const std::uint64_t before = answerer_.lookups();
+  lookup("example.com.");
+  lookup("nothing.invalid.");
+  EXPECT_EQ(answerer_.lookups(), before + 2);
+}
+
+TEST(ParseQtype, Names) {
+  EXPECT_EQ(parse_qtype("ANY"), QType::kAny);
+  EXPECT_EQ(parse_qtype("any"), QType::kAny);
+  EXPECT_EQ(parse_qtype("SOA"), QType::kSoa);
+  EXPECT_EQ(parse_qtype("ns"), QType::kNs);
+  EXPECT_EQ(parse_qtype("SMIMEA"), QType::kSmimea);
+  EXPECT_EQ(parse_qtype("smimea"), QType::kSmimea);
+  EXPECT_EQ(parse_qtype("A"), QType::kOther);
+  EXPECT_EQ(parse_qtype("TYPE53"), QType::kOther);
+  EXPECT_EQ(parse_qtype(""), QType::kOther);
+}
+
+}  // namespace
+}  // namespace smimea
