@@ -163,7 +163,8 @@ class Store {
   Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert);
 
   // Removes the certificates stored for `address` (all, or the one with this SHA2-256
-  // fingerprint) with their records. Returns how many were removed.
+  // fingerprint) with their records. The address is matched exactly or, if no certificate
+  // has it exactly, ignoring letter case. Returns how many were removed.
   Result<int> remove_certificates(std::string_view address,
                                   const std::optional<std::array<std::uint8_t, 32>>& fingerprint);
 

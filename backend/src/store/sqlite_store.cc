@@ -177,9 +177,14 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
 
 Status Store::find_records(std::int64_t zone_id, const OwnerHash& owner, RecordVisitor& visitor) {
   Statement& s = impl_->find_records;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
-                                   "SELECT usage, selector, matching_type, ttl, data FROM records "
-                                   "WHERE zone_id = ?1 AND owner = ?2 ORDER BY id"));
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(),
+                "SELECT usage, selector, matching_type, ttl, data FROM records r "
+                "WHERE zone_id = ?1 AND owner = ?2 AND NOT EXISTS ("
+                "SELECT 1 FROM records d WHERE d.zone_id = ?1 AND "
+                "d.owner = ?2 AND d.id < r.id AND d.usage = r.usage AND "
+                "d.selector = r.selector AND d.matching_type = "
+                "r.matching_type AND d.data = r.data) ORDER BY id"));
   s.bind(1, zone_id);
   s.bind_blob(2, owner.data(), owner.size());
   RecordView view;
@@ -237,7 +242,11 @@ Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
   Statement& s = impl_->list_zone;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT owner, usage, selector, matching_type, ttl, data "
-                                   "FROM records WHERE zone_id = ?1 ORDER BY owner, id"));
+                                   "FROM records r WHERE zone_id = ?1 AND NOT EXISTS ("
+                                   "SELECT 1 FROM records d WHERE d.zone_id = ?1 AND "
+                                   "d.owner = r.owner AND d.id < r.id AND d.usage = r.usage AND "
+                                   "d.selector = r.selector AND d.matching_type = "
+                                   "r.matching_type AND d.data = r.data) ORDER BY owner, id"));
   s.bind(1, zone_id);
   OwnerHash owner{};
   RecordView view;
@@ -433,9 +442,11 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   find.bind_text(1, cert.address);
   find.bind_blob(2, cert.fingerprint.data(), cert.fingerprint.size());
   std::int64_t cert_id = -1;
+  bool existed = false;
   int rc = find.step();
   if (rc == SQLITE_ROW) {
     cert_id = find.int64(0);
+    existed = true;
   } else if (rc != SQLITE_DONE) {
     return impl_->error("find certificate");
   }
@@ -462,35 +473,46 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     cert_id = sqlite3_last_insert_rowid(db);
   }
   for (const auto& rec : cert.records) {
-    // The same RR may already be in the RRset (another certificate row for the same owner,
-    // e.g. Alice@ and alice@ with the lower-case variant): an RRset holds no duplicates.
-    Statement& exists = impl_->rr_exists;
-    SMIMEA_RETURN_IF_ERROR(exists.prepare(
-        db,
-        "SELECT certificate_id = ?7 FROM records WHERE zone_id = ?1 AND owner = ?2 AND usage = ?3 "
-        "AND selector = ?4 AND matching_type = ?5 AND data = ?6 LIMIT 1"));
-    exists.bind(1, zone.id);
-    exists.bind_blob(2, rec.owner.data(), rec.owner.size());
-    exists.bind(3, static_cast<int>(rec.params.usage));
-    exists.bind(4, static_cast<int>(rec.params.selector));
-    exists.bind(5, static_cast<int>(rec.params.matching_type));
-    exists.bind_blob(6, rec.data.data(), rec.data.size());
-    exists.bind(7, cert_id);
-    rc = exists.step();
-    exists.reset();
-    if (rc == SQLITE_ROW) continue;
-    if (rc != SQLITE_DONE) return impl_->error("find record");
+    if (existed) {
+      Statement& exists = impl_->rr_exists;
+      SMIMEA_RETURN_IF_ERROR(
+          exists.prepare(db,
+                         "SELECT 1 FROM records WHERE certificate_id = ?1 AND owner = ?2 AND "
+                         "usage = ?3 AND selector = ?4 AND matching_type = ?5"));
+      exists.bind(1, cert_id);
+      exists.bind_blob(2, rec.owner.data(), rec.owner.size());
+      exists.bind(3, static_cast<int>(rec.params.usage));
+      exists.bind(4, static_cast<int>(rec.params.selector));
+      exists.bind(5, static_cast<int>(rec.params.matching_type));
+      rc = exists.step();
+      exists.reset();
+      if (rc == SQLITE_ROW) continue;
+      if (rc != SQLITE_DONE) return impl_->error("find record");
+    }
 
+    // The same RR may already be published by another certificate row (Alice@ and alice@
+    // share the lower-cased owner; a renewal with the same key has the same SPKI digest).
+    // Each certificate keeps its own row, so removing one leaves the other's RR in place;
+    // readers skip the duplicate, and it does not grow the RRset.
     Statement& size = impl_->rrset_size;
-    SMIMEA_RETURN_IF_ERROR(size.prepare(db,
-                                        "SELECT COALESCE(SUM(3 + length(data)), 0) FROM records "
-                                        "WHERE zone_id = ?1 AND owner = ?2"));
+    SMIMEA_RETURN_IF_ERROR(
+        size.prepare(db,
+                     "SELECT COALESCE(SUM(3 + length(data)), 0), COALESCE(MAX(usage = ?3 AND "
+                     "selector = ?4 AND matching_type = ?5 AND data = ?6), 0) FROM (SELECT "
+                     "DISTINCT usage, selector, matching_type, data FROM records WHERE "
+                     "zone_id = ?1 AND owner = ?2)"));
     size.bind(1, zone.id);
     size.bind_blob(2, rec.owner.data(), rec.owner.size());
+    size.bind(3, static_cast<int>(rec.params.usage));
+    size.bind(4, static_cast<int>(rec.params.selector));
+    size.bind(5, static_cast<int>(rec.params.matching_type));
+    size.bind_blob(6, rec.data.data(), rec.data.size());
     if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
-    const auto bytes = static_cast<std::size_t>(size.int64(0)) + 3 + rec.data.size();
+    const bool published = size.int64(1) != 0;
+    const auto bytes =
+        static_cast<std::size_t>(size.int64(0)) + (published ? 0 : 3 + rec.data.size());
     size.reset();
-    if (bytes > impl_->options.max_rrset_bytes) {
+    if (!published && bytes > impl_->options.max_rrset_bytes) {
       return Status::conflict(
           owner_name(rec.owner, cert.domain),
           "RRset would be " + std::to_string(bytes) + " bytes, over max-rrset-bytes (" +
@@ -521,17 +543,28 @@ Result<int> Store::remove_certificates(
   sqlite3* db = impl_->db.get();
   Statement sel;
   SMIMEA_RETURN_IF_ERROR(sel.prepare(db,
-                                     "SELECT id, zone_id FROM certificates WHERE address = ?1 "
-                                     "COLLATE NOCASE AND (?2 IS NULL OR fingerprint = ?2)"));
+                                     "SELECT id, zone_id, address = ?1 FROM certificates WHERE "
+                                     "address = ?1 COLLATE NOCASE AND (?2 IS NULL OR "
+                                     "fingerprint = ?2) ORDER BY 3 DESC"));
   sel.bind_text(1, address);
   if (fingerprint) {
     sel.bind_blob(2, fingerprint->data(), fingerprint->size());
   } else {
     sel.bind_null(2);
   }
+  // Alice@ and alice@ are different mailboxes: an exact match wins, and only an address
+  // stored with other letter case than the one given is found case-insensitively.
   std::vector<std::pair<std::int64_t, std::int64_t>> victims;
+  bool exact = false;
   int rc;
-  while ((rc = sel.step()) == SQLITE_ROW) victims.emplace_back(sel.int64(0), sel.int64(1));
+  while ((rc = sel.step()) == SQLITE_ROW) {
+    if (sel.int64(2) != 0) {
+      exact = true;
+    } else if (exact) {
+      continue;
+    }
+    victims.emplace_back(sel.int64(0), sel.int64(1));
+  }
   if (rc != SQLITE_DONE) return impl_->error("find certificates");
   for (const auto& [cert_id, zone_id] : victims) {
     for (const char* sql : {"DELETE FROM records WHERE certificate_id = ?1",
