@@ -284,6 +284,12 @@ def test_mixed_case_qname_is_answered(env, certs):
     assert smimea_set(rrset) == cert.rdatas((3, 0, 0), (3, 1, 1)), env.why(qname, r)
     r = env.q(mixed_case("example.com.", seed=1), SOA)
     assert r.rcode() == NOERROR and section(r, SOA), env.why("0x20 apex SOA", r)
+    assert_nodata(env, env.q(mixed_case("_smimecert.example.com.", seed=2), SMIMEA),
+                  "example.com.", "0x20 _smimecert")
+    assert_nxdomain(env, env.q(mixed_case(random_owner("example.com", 4), seed=3), SMIMEA),
+                    "example.com.", "0x20 unknown hash")
+    r = env.q(mixed_case(certs["alice"].owner, seed=5), SMIMEA)
+    assert r.rcode() == NOERROR and section(r, SMIMEA), env.why("0x20 delegated zone", r)
 
 
 def assert_nodata(env, r, zone, what):
@@ -668,6 +674,29 @@ def test_answers_while_a_writer_holds_the_store(env, certs):
     finally:
         con.execute("ROLLBACK")
         con.close()
+
+
+def test_pdns_reconnects_after_a_backend_restart(env, certs):
+    """The unix connector's reason to exist: pdns reconnects to a restarted server."""
+    connector = env.server.connector
+    if connector.name != "unix":
+        pytest.skip(f"the {connector.name} connector has no server process of its own")
+    assert connector.stop() == 0, env.why("smimea-backend did not exit 0 on SIGTERM")
+    assert not connector.socket.exists()
+    r = env.q(certs["hugh"].owner, SMIMEA)
+    assert r.rcode() == dns.rcode.SERVFAIL, env.why("backend down: expected SERVFAIL", r)
+    connector.start()
+    # Each pdns backend instance (3 distributor threads, TCP) may fail once on its dead
+    # connection before it reconnects; after that every query must be answered.
+    rcodes = [env.q(certs["hugh"].owner, SMIMEA).rcode() for _ in range(12)]
+    assert rcodes.count(NOERROR) >= 8, env.why(f"after restart: {rcodes}")
+    for _ in range(10):
+        r = env.q(certs["hugh"].owner, SMIMEA)
+        assert r.rcode() == NOERROR and section(r, SMIMEA), env.why("after reconnecting", r)
+    r = env.q(certs["hugh"].owner, SMIMEA, tcp=True)
+    if r.rcode() != NOERROR:
+        r = env.q(certs["hugh"].owner, SMIMEA, tcp=True)
+    assert r.rcode() == NOERROR, env.why("TCP after reconnecting", r)
 
 
 # --------------------------------------------------------------------------------------------
