@@ -88,6 +88,12 @@ Result<Certificate> extract(X509* x, std::string_view source) {
   cert.der.resize(static_cast<std::size_t>(der_len));
   unsigned char* p = cert.der.data();
   i2d_X509(x, &p);
+  // A key that does not decode (a corrupt EC point, say) cannot be encrypted to, and its
+  // SPKI would not validate as selector 1 data: refuse the certificate.
+  if (X509_get0_pubkey(x) == nullptr) {
+    drain_openssl_errors();
+    return Status::invalid_argument(source, "certificate's public key cannot be decoded");
+  }
   const int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), nullptr);
   if (spki_len <= 0) return Status::invalid_argument(source, "certificate has no public key");
   cert.spki.resize(static_cast<std::size_t>(spki_len));
