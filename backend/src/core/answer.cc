@@ -56,7 +56,12 @@ Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(
 Status Answerer::refresh() {
   auto changed = store_.data_changed();
   if (!changed.ok()) return changed.status();
-  if (*changed || !loaded_) return reload();
+  if (*changed || !loaded_) {
+    // data_changed() has already taken note of the new version: if the reload fails, only
+    // loaded_ = false makes the next call try again instead of keeping the old table.
+    loaded_ = false;
+    return reload();
+  }
   return Status();
 }
 
