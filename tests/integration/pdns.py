@@ -284,6 +284,10 @@ class PdnsServer:
         return run([PDNS_CONTROL, f"--socket-dir={self.dir}", "--no-config", *args], check=check,
                    timeout=30)
 
+    def pdnsutil(self, *args, check=True):
+        """pdnsutil with this server's configuration (it makes its own backend instances)."""
+        return run([PDNSUTIL, f"--config-dir={self.dir}", *args], check=check, timeout=60)
+
     def explain(self, what, response=None):
         """A failure message: what went wrong, the response, and the tails of the logs."""
         parts = [what]
