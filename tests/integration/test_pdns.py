@@ -523,7 +523,7 @@ def test_cert_add_and_remove_are_live(env, certs):
     assert serial_newer(s2, s1), f"serial did not move on cert remove: {s1} -> {s2}"
 
 
-def test_new_zone_refused_until_rediscover(env, certs):
+def test_new_zone_refused_until_rediscover_then_removed(env, certs):
     cert = certs["erin"]
     zone = "late.example."
     env.store.ctl("zone", "add", "late.example")
@@ -541,6 +541,11 @@ def test_new_zone_refused_until_rediscover(env, certs):
     assert r.rcode() == NOERROR, env.why("after rediscover", r)
     assert smimea_set(section(r, SMIMEA)[0]) == cert.rdatas((3, 0, 0)), env.why("data", r)
     check_apex(env, zone)
+    # Removing it is immediate: pdns finds no SOA any more and refuses.
+    env.store.ctl("zone", "remove", "late.example", "--force")
+    for name, rdtype in ((zone, SOA), (cert.owner, SMIMEA)):
+        r = env.q(name, rdtype)
+        assert r.rcode() == REFUSED, env.why(f"{name} after zone remove: expected REFUSED", r)
 
 
 # --------------------------------------------------------------------------------------------
