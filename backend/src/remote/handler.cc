@@ -19,6 +19,17 @@ Handler::Handler(const Config& config, std::unique_ptr<Store> store)
 
 void Handler::handle(std::string_view line, std::string& out) {
   ++requests_;
+  // Nearly every request is a lookup: those skip building a JSON document.
+  LookupRequest fast;
+  if (parse_lookup_request(line, &fast)) {
+    try {
+      lookup(fast.qname, fast.qtype, out);
+    } catch (const std::exception& e) {
+      ++failures_;
+      write_failure(out, std::string("lookup: internal error: ") + e.what());
+    }
+    return;
+  }
   auto req = parse_request(line);
   if (!req.ok()) {
     ++failures_;
@@ -93,6 +104,10 @@ void Handler::lookup(const Request& req, std::string& out) {
     ++failures_;
     return write_failure(out, "lookup: qname and qtype must be non-empty strings");
   }
+  lookup(qname, qtype, out);
+}
+
+void Handler::lookup(std::string_view qname, std::string_view qtype, std::string& out) {
   ReplyWriter writer(out);
   writer.begin();
   const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer);

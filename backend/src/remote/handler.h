@@ -30,6 +30,7 @@ class Handler {
   Handler(const Config& config, std::unique_ptr<Store> store);
   void dispatch(const Request& req, std::string& out);
   void lookup(const Request& req, std::string& out);
+  void lookup(std::string_view qname, std::string_view qtype, std::string& out);
   void list(const Request& req, std::string& out);
   void get_all_domains(std::string& out);
   void get_domain_info(const Request& req, std::string& out);

@@ -47,6 +47,130 @@ Result<Request> parse_request(std::string_view line) {
   return req;
 }
 
+namespace {
+
+// A cursor over a subset of JSON (RFC 8259): enough to walk pdns's lookup requests. Every
+// method fails (returns false) on anything outside the subset, valid JSON or not.
+class FlatJsonReader {
+ public:
+  explicit FlatJsonReader(std::string_view text) : s_(text) {}
+
+  // Skips whitespace, then consumes c if it is next.
+  bool consume(char c) {
+    skip_space();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  bool at_end() {
+    skip_space();
+    return pos_ == s_.size();
+  }
+  // A string of printable ASCII without escapes; *out is its content.
+  bool string(std::string_view* out) {
+    if (!consume('"')) return false;
+    const std::size_t start = pos_;
+    for (; pos_ < s_.size(); ++pos_) {
+      const auto c = static_cast<unsigned char>(s_[pos_]);
+      if (c == '"') {
+        *out = s_.substr(start, pos_ - start);
+        ++pos_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20 || c >= 0x80) return false;
+    }
+    return false;
+  }
+  // A string as above, an integer without fraction or exponent, true, false or null. *str is
+  // set to the string's content, or to an empty view for other values.
+  bool scalar(std::string_view* str, bool* is_string) {
+    skip_space();
+    *str = {};
+    *is_string = false;
+    if (pos_ >= s_.size()) return false;
+    const char c = s_[pos_];
+    if (c == '"') return *is_string = string(str);
+    if (c == '-' || (c >= '0' && c <= '9')) return integer();
+    for (std::string_view word : {"true", "false", "null"}) {
+      if (s_.compare(pos_, word.size(), word) == 0) {
+        pos_ += word.size();
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  void skip_space() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool digit() const { return pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9'; }
+  // -?(0|[1-9][0-9]*), not followed by a fraction or exponent.
+  bool integer() {
+    if (s_[pos_] == '-') ++pos_;
+    if (!digit()) return false;
+    if (s_[pos_] == '0') {
+      ++pos_;
+    } else {
+      while (digit()) ++pos_;
+    }
+    return pos_ == s_.size() || (s_[pos_] != '.' && s_[pos_] != 'e' && s_[pos_] != 'E' && !digit());
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+};
+
+// The "parameters" object: only scalars; qname and qtype kept (the last one wins, as in
+// nlohmann::json).
+bool read_lookup_parameters(FlatJsonReader& in, LookupRequest* out) {
+  *out = LookupRequest{};
+  if (!in.consume('{')) return false;
+  if (in.consume('}')) return true;
+  do {
+    std::string_view key;
+    std::string_view value;
+    bool is_string = false;
+    if (!in.string(&key) || !in.consume(':') || !in.scalar(&value, &is_string)) return false;
+    if (key == "qname") out->qname = value;
+    if (key == "qtype") out->qtype = value;
+  } while (in.consume(','));
+  return in.consume('}');
+}
+
+}  // namespace
+
+bool parse_lookup_request(std::string_view line, LookupRequest* out) {
+  if (line.size() > kMaxRequestBytes) return false;
+  FlatJsonReader in(line);
+  bool is_lookup = false;
+  LookupRequest req;
+  if (!in.consume('{')) return false;
+  if (!in.consume('}')) {
+    do {
+      std::string_view key;
+      if (!in.string(&key) || !in.consume(':')) return false;
+      if (key == "parameters") {
+        if (!read_lookup_parameters(in, &req)) return false;
+      } else {
+        std::string_view value;
+        bool is_string = false;
+        if (!in.scalar(&value, &is_string)) return false;
+        if (key == "method") is_lookup = is_string && value == "lookup";
+      }
+    } while (in.consume(','));
+    if (!in.consume('}')) return false;
+  }
+  if (!in.at_end() || !is_lookup || req.qname.empty() || req.qtype.empty()) return false;
+  *out = req;
+  return true;
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');

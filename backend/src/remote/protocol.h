@@ -31,6 +31,20 @@ struct Request {
 // JSON object with a string "method" (and an object "parameters", if present).
 Result<Request> parse_request(std::string_view line);
 
+// The hot path: a lookup request as pdns writes it, read without building a JSON document.
+struct LookupRequest {
+  std::string_view qname;  // views into the line
+  std::string_view qtype;
+};
+
+// Fills *out and returns true if line is a well-formed JSON lookup request of the plain shape
+// pdns sends: a flat object whose "method" is "lookup" and whose "parameters" object holds
+// only strings, integers and literals, with "qname" and "qtype" non-empty strings, and no
+// string containing an escape, a control character or a non-ASCII byte. Returns false for
+// everything else, which parse_request() then handles: it never accepts what parse_request()
+// would reject, and reads the same qname and qtype.
+bool parse_lookup_request(std::string_view line, LookupRequest* out);
+
 // Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.
 void append_json_string(std::string& out, std::string_view s);
 
