@@ -9,6 +9,7 @@
 // per thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,6 +57,10 @@ class Answerer {
   // Reloads the zone table if the database changed since the last call.
   Status refresh();
 
+  // How long a check for changes also covers the zone-level lookups that follow it (see
+  // lookup()). The zone apex is always checked.
+  static constexpr std::chrono::milliseconds kRecheckInterval{100};
+
   // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK.
   Status lookup(std::string_view qname, QType qtype, RecordSink& sink);
 
@@ -73,6 +78,8 @@ class Answerer {
 
  private:
   const ZoneEntry* find_zone_lower(std::string_view lower_name) const;
+  bool checked_recently() const;
+  bool below_a_zone(std::string_view lower_name) const;  // strictly below a zone of the table
   Status reload();
 
   Store& store_;
@@ -80,6 +87,7 @@ class Answerer {
   std::vector<ZoneEntry> zones_;
   std::unordered_map<std::int64_t, std::size_t> by_id_;
   bool loaded_ = false;
+  std::chrono::steady_clock::time_point last_check_{};  // of the last refresh()
   std::uint64_t lookups_ = 0;
 };
 

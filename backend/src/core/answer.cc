@@ -56,6 +56,7 @@ Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(
 Status Answerer::refresh() {
   auto changed = store_.data_changed();
   if (!changed.ok()) return changed.status();
+  last_check_ = std::chrono::steady_clock::now();
   if (*changed || !loaded_) {
     // data_changed() has already taken note of the new version: if the reload fails, only
     // loaded_ = false makes the next call try again instead of keeping the old table.
@@ -87,6 +88,18 @@ Status Answerer::reload() {
   by_id_ = std::move(by_id);
   loaded_ = true;
   return Status();
+}
+
+bool Answerer::below_a_zone(std::string_view lower_name) const {
+  for (std::size_t dot = lower_name.find('.'); dot != std::string_view::npos;
+       dot = lower_name.find('.', dot + 1)) {
+    if (find_zone_lower(lower_name.substr(dot + 1)) != nullptr) return true;
+  }
+  return false;
+}
+
+bool Answerer::checked_recently() const {
+  return std::chrono::steady_clock::now() - last_check_ < kRecheckInterval;
 }
 
 const ZoneEntry* Answerer::find_zone_lower(std::string_view lower_name) const {
@@ -132,9 +145,18 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
     return store_.find_records(zone->zone.id, hash, forward);
   }
 
-  // Zone-level names are answered from memory; this is where a change is noticed.
-  SMIMEA_RETURN_IF_ERROR(refresh());
-  if (const ZoneEntry* zone = find_zone_lower(name)) {
+  // Zone-level names are answered from memory. A change to the store is noticed here, with
+  // PRAGMA data_version: a read transaction, two file locks and an fstat. pdns starts every
+  // question with a lookup of the zone apex, which always checks, as does a name outside
+  // every zone of the table (perhaps a new zone). The question's later lookups of names below
+  // the apex (the _smimecert ENT, the wildcards of a denial) reuse that check while it is
+  // less than kRecheckInterval old.
+  const ZoneEntry* zone = loaded_ ? find_zone_lower(name) : nullptr;
+  if (zone != nullptr || !loaded_ || !checked_recently() || !below_a_zone(name)) {
+    SMIMEA_RETURN_IF_ERROR(refresh());
+    zone = find_zone_lower(name);
+  }
+  if (zone != nullptr) {
     if (zone->zone.mode != ZoneMode::kAuthoritative) return Status();
     if (qtype == QType::kAny || qtype == QType::kSoa) {
       sink.add_text(qname, "SOA", config_.soa.ttl, zone->zone.id, zone->soa_content);
@@ -149,9 +171,10 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   // _smimecert.<zone> is an empty non-terminal when the zone has records: NOERROR/NODATA,
   // never NXDOMAIN, or RFC 8020 resolvers would deny every name below it.
   if (qtype == QType::kAny && starts_with_smimecert(name)) {
-    const ZoneEntry* zone = find_zone_lower(name.substr(kSmimecertLabel.size() + 1));
-    if (zone != nullptr && zone->zone.has_records && !starts_with_smimecert(zone->zone.name)) {
-      sink.add_ent(qname, zone->zone.id);
+    const ZoneEntry* parent = find_zone_lower(name.substr(kSmimecertLabel.size() + 1));
+    if (parent != nullptr && parent->zone.has_records &&
+        !starts_with_smimecert(parent->zone.name)) {
+      sink.add_ent(qname, parent->zone.id);
     }
   }
   return Status();
