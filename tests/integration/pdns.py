@@ -212,20 +212,30 @@ class PdnsServer:
         lines += self._extra
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout=15):
-        (self.dir / "pdns.conf").write_text(self.config_text())
+    def start(self, timeout=15, attempts=3):
         self.connector.start()
-        self._logfile = open(self.log, "ab")
-        self.proc = subprocess.Popen([PDNS_SERVER, f"--config-dir={self.dir}"],
-                                     stdin=subprocess.DEVNULL, stdout=self._logfile,
-                                     stderr=subprocess.STDOUT)
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            message = self.explain("pdns_server did not come up")
-            self.stop()
-            raise AssertionError(message) from None
-        return self
+        for attempt in range(attempts):
+            (self.dir / "pdns.conf").write_text(self.config_text())
+            log_start = self.log.stat().st_size if self.log.exists() else 0
+            self._logfile = open(self.log, "ab")
+            self.proc = subprocess.Popen([PDNS_SERVER, f"--config-dir={self.dir}"],
+                                         stdin=subprocess.DEVNULL, stdout=self._logfile,
+                                         stderr=subprocess.STDOUT)
+            try:
+                self._wait_ready(timeout)
+                return self
+            except BaseException:
+                message = self.explain("pdns_server did not come up")
+                self.stop()
+                # free_port() only promises a port that was free a moment ago: someone else on
+                # the machine may have taken it since. Try another one.
+                new_log = self.log.read_bytes()[log_start:].decode(errors="replace")
+                if attempt + 1 < attempts and "Unable to bind" in new_log:
+                    self.port = free_port()
+                    self.connector.start()
+                    continue
+                raise AssertionError(message) from None
+        raise AssertionError("unreachable")
 
     def _wait_ready(self, timeout):
         # Any answer, even REFUSED for the root, means the listeners and the zone cache are up.
