@@ -18,11 +18,9 @@ import subprocess
 import time
 
 import dns.exception
-import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
-import dns.rdatatype
 
 from smimea_test import BACKEND, BUILD, free_port, run
 
@@ -283,7 +281,8 @@ class PdnsServer:
         for message in dns.query.xfr(ADDRESS, zone, port=self.port, timeout=timeout,
                                      lifetime=timeout, relativize=False):
             if message.rcode() != dns.rcode.NOERROR:
-                raise AssertionError(self.explain(f"AXFR {zone}: {dns.rcode.to_text(message.rcode())}"))
+                rcode = dns.rcode.to_text(message.rcode())
+                raise AssertionError(self.explain(f"AXFR {zone}: {rcode}"))
             for rrset in message.answer:
                 for rdata in rrset:
                     records.append((rrset.name, rrset.ttl, rdata))
