@@ -11,7 +11,6 @@
 #include "pdns/dnsparser.hh"
 #include "pdns/dnsrecords.hh"
 #include "pdns/logger.hh"
-#include "pdns/version.hh"
 
 #include <map>
 #include <memory>
@@ -21,6 +20,10 @@
 #include "smimea/answer.h"
 #include "smimea/config.h"
 #include "smimea/store.h"
+
+// pdns_server exports this (pdns/version.hh); pdnsutil, which loads modules too, does not:
+// declared weak, it is null there.
+std::string getPDNSVersion() __attribute__((weak));
 
 namespace {
 
@@ -230,7 +233,7 @@ class SmimeaFactory : public BackendFactory {
   DNSBackend* make(const std::string& suffix) override {
     // The module uses pdns's classes directly: their layout is only right for the version
     // whose headers it was compiled with.
-    if (getPDNSVersion() != SMIMEA_PDNS_VERSION) {
+    if (&getPDNSVersion != nullptr && getPDNSVersion() != SMIMEA_PDNS_VERSION) {
       throw PDNSException(std::string("smimea: module built for PowerDNS ") +
                           SMIMEA_PDNS_VERSION + " cannot run in " + getPDNSVersion() +
                           "; rebuild it against this version's headers");
