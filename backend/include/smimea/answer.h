@@ -76,10 +76,28 @@ class Answerer {
   // Lookups served since construction (for statistics).
   std::uint64_t lookups() const { return lookups_; }
 
+  // The rows of the last owner lookup, for pdns's repeat of it (see lookup()).
+  struct SavedOwner {
+    struct Record {
+      RecordParams params;
+      std::uint32_t ttl = 0;
+      std::size_t offset = 0;  // into data
+      std::size_t size = 0;
+    };
+    bool valid = false;
+    std::int64_t zone_id = -1;
+    OwnerHash hash{};
+    std::chrono::steady_clock::time_point at{};
+    std::vector<Record> records;
+    std::vector<std::uint8_t> data;
+  };
+
  private:
   const ZoneEntry* find_zone_lower(std::string_view lower_name) const;
   bool checked_recently() const;
   bool below_a_zone(std::string_view lower_name) const;  // strictly below a zone of the table
+  Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
+                    RecordSink& sink);
   Status reload();
 
   Store& store_;
@@ -88,6 +106,7 @@ class Answerer {
   std::unordered_map<std::int64_t, std::size_t> by_id_;
   bool loaded_ = false;
   std::chrono::steady_clock::time_point last_check_{};  // of the last refresh()
+  SavedOwner saved_owner_;
   std::uint64_t lookups_ = 0;
 };
 

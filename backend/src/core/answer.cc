@@ -29,16 +29,23 @@ bool starts_with_smimecert(std::string_view name) {
          name[kSmimecertLabel.size()] == '.';
 }
 
+// Passes the records on, keeping a copy for pdns's repeat of the same lookup.
 class ForwardVisitor : public RecordVisitor {
  public:
-  ForwardVisitor(std::string_view qname, std::int64_t zone_id, RecordSink& sink)
-      : qname_(qname), zone_id_(zone_id), sink_(sink) {}
-  void visit(const RecordView& rr) override { sink_.add_smimea(qname_, zone_id_, rr); }
+  ForwardVisitor(std::string_view qname, std::int64_t zone_id, RecordSink& sink,
+                 Answerer::SavedOwner& saved)
+      : qname_(qname), zone_id_(zone_id), sink_(sink), saved_(saved) {}
+  void visit(const RecordView& rr) override {
+    saved_.records.push_back({rr.params, rr.ttl, saved_.data.size(), rr.size});
+    saved_.data.insert(saved_.data.end(), rr.data, rr.data + rr.size);
+    sink_.add_smimea(qname_, zone_id_, rr);
+  }
 
  private:
   std::string_view qname_;
   std::int64_t zone_id_;
   RecordSink& sink_;
+  Answerer::SavedOwner& saved_;
 };
 
 }  // namespace
@@ -57,6 +64,7 @@ Status Answerer::refresh() {
   auto changed = store_.data_changed();
   if (!changed.ok()) return changed.status();
   last_check_ = std::chrono::steady_clock::now();
+  saved_owner_.valid = false;
   if (*changed || !loaded_) {
     // data_changed() has already taken note of the new version: if the reload fails, only
     // loaded_ = false makes the next call try again instead of keeping the old table.
@@ -141,8 +149,7 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
       if (zone != nullptr && starts_with_smimecert(zone->zone.name)) zone = nullptr;
     }
     if (zone == nullptr) return Status();
-    ForwardVisitor forward(qname, zone->zone.id, sink);
-    return store_.find_records(zone->zone.id, hash, forward);
+    return find_owner(qname, zone->zone.id, hash, sink);
   }
 
   // Zone-level names are answered from memory. A change to the store is noticed here, with
@@ -177,6 +184,40 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
       sink.add_ent(qname, parent->zone.id);
     }
   }
+  return Status();
+}
+
+Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
+                            RecordSink& sink) {
+  // pdns asks for the owner twice per question when its query cache is off (its referral
+  // check, then the answer), with only zone-level lookups between. The repeat is answered
+  // once from the first one's rows, if no check for changes came between (refresh() drops
+  // them) and it comes within kRecheckInterval.
+  SavedOwner& saved = saved_owner_;
+  const auto now = std::chrono::steady_clock::now();
+  if (saved.valid && saved.zone_id == zone_id && saved.hash == hash &&
+      now - saved.at < kRecheckInterval) {
+    saved.valid = false;
+    RecordView view;
+    view.owner = &saved.hash;
+    for (const SavedOwner::Record& r : saved.records) {
+      view.params = r.params;
+      view.ttl = r.ttl;
+      view.data = saved.data.data() + r.offset;
+      view.size = r.size;
+      sink.add_smimea(qname, zone_id, view);
+    }
+    return Status();
+  }
+  saved.valid = false;
+  saved.records.clear();
+  saved.data.clear();
+  ForwardVisitor forward(qname, zone_id, sink, saved);
+  SMIMEA_RETURN_IF_ERROR(store_.find_records(zone_id, hash, forward));
+  saved.valid = true;
+  saved.zone_id = zone_id;
+  saved.hash = hash;
+  saved.at = now;
   return Status();
 }
 
