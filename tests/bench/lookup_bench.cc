@@ -2,6 +2,9 @@
 // (10% "3 0 0" with a 925-byte certificate, 90% "3 1 1"), built once in a temporary directory:
 //   Answerer::lookup   hit / hit_full / miss / apex / ent, into a sink that only counts
 //   Handler::handle    the same questions as pdns's request lines, to the reply line
+//   Handler question  the lookups pdns 4.7 sends for one question with its caches off:
+//                     apex, owner, _smimecert, owner (hit); the same plus *._smimecert,
+//                     _smimecert and *.<zone> (nxdomain)
 // Names rotate through 4096 random owners so that no single B-tree path stays hot.
 // Run: lookup_bench [--benchmark_filter=Handler]; LOOKUP_BENCH_RECORDS overrides the size.
 #include <benchmark/benchmark.h>
@@ -169,20 +172,16 @@ void BM_AnswererLookup(benchmark::State& state, Kind kind) {
   state.SetItemsProcessed(state.iterations());
 }
 
+std::string lookup_line(const std::string& qname, std::int64_t zone_id);
+
 void BM_HandlerHandle(benchmark::State& state, Kind kind) {
   const Fixture& f = fixture();
   auto handler = smimea::remote::Handler::create(f.config);
   if (!handler.ok()) die(handler.status());
-  // What pdns 4.7.3 sends (json11: keys sorted, ", " and ": " separators).
   std::vector<std::string> lines;
   const int k = static_cast<int>(kind);
   for (std::size_t n = 0; n < f.names[k].size(); ++n) {
-    lines.push_back(
-        "{\"method\": \"lookup\", \"parameters\": {\"local\": \"127.0.0.1\", \"qname\": \"" +
-        f.names[k][n] +
-        "\", \"qtype\": \"ANY\", \"real-remote\": \"127.0.0.1/32\", \"remote\": \"127.0.0.1\", "
-        "\"zone-id\": " +
-        std::to_string(f.zone_ids[k][n]) + "}}");
+    lines.push_back(lookup_line(f.names[k][n], f.zone_ids[k][n]));
   }
   std::string reply;
   std::size_t i = 0;
@@ -199,6 +198,47 @@ void BM_HandlerHandle(benchmark::State& state, Kind kind) {
   state.SetItemsProcessed(state.iterations());
 }
 
+std::string lookup_line(const std::string& qname, std::int64_t zone_id) {
+  // What pdns 4.7.3 sends (json11: keys sorted, ", " and ": " separators).
+  return "{\"method\": \"lookup\", \"parameters\": {\"local\": \"127.0.0.1\", \"qname\": \"" +
+         qname +
+         "\", \"qtype\": \"ANY\", \"real-remote\": \"127.0.0.1/32\", \"remote\": "
+         "\"127.0.0.1\", \"zone-id\": " +
+         std::to_string(zone_id) + "}}";
+}
+
+// One question = the sequence of lookups pdns sends for it (docs: pdns-remotebackend.md 3.1,
+// 3.2); items are questions.
+void BM_HandlerQuestion(benchmark::State& state, Kind kind) {
+  const Fixture& f = fixture();
+  auto handler = smimea::remote::Handler::create(f.config);
+  if (!handler.ok()) die(handler.status());
+  const int k = static_cast<int>(kind);
+  std::vector<std::vector<std::string>> questions;
+  for (std::size_t n = 0; n < f.names[k].size(); ++n) {
+    const std::string& owner = f.names[k][n];
+    const std::string zone = owner.substr(owner.find("._smimecert.") + 12);
+    const std::int64_t id = f.zone_ids[k][n];
+    std::vector<std::string> q = {lookup_line(zone, id), lookup_line(owner, id),
+                                  lookup_line("_smimecert." + zone, id), lookup_line(owner, id)};
+    if (kind == Kind::kMiss) {
+      q.push_back(lookup_line("*._smimecert." + zone, id));
+      q.push_back(lookup_line("_smimecert." + zone, id));
+      q.push_back(lookup_line("*." + zone, id));
+    }
+    questions.push_back(std::move(q));
+  }
+  std::string reply;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    for (const std::string& line : questions[i++ % questions.size()]) {
+      (*handler)->handle(line, reply);
+    }
+  }
+  benchmark::DoNotOptimize(reply.data());
+  state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK_CAPTURE(BM_AnswererLookup, hit, Kind::kHit);
 BENCHMARK_CAPTURE(BM_AnswererLookup, hit_full, Kind::kHitFull);
 BENCHMARK_CAPTURE(BM_AnswererLookup, miss, Kind::kMiss);
@@ -209,6 +249,9 @@ BENCHMARK_CAPTURE(BM_HandlerHandle, hit_full, Kind::kHitFull);
 BENCHMARK_CAPTURE(BM_HandlerHandle, miss, Kind::kMiss);
 BENCHMARK_CAPTURE(BM_HandlerHandle, apex, Kind::kApex);
 BENCHMARK_CAPTURE(BM_HandlerHandle, ent, Kind::kEnt);
+BENCHMARK_CAPTURE(BM_HandlerQuestion, hit, Kind::kHit);
+BENCHMARK_CAPTURE(BM_HandlerQuestion, hit_full, Kind::kHitFull);
+BENCHMARK_CAPTURE(BM_HandlerQuestion, nxdomain, Kind::kMiss);
 
 }  // namespace
 
