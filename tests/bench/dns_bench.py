@@ -123,8 +123,11 @@ class DataSet:
 
     def __init__(self, args):
         self.args = args
+        # The store is made by smimea-ctl init: a new schema means a new data set.
+        schema = hashlib.sha256((ROOT / "schema/schema.sql").read_bytes()).hexdigest()[:8]
         self.dir = pathlib.Path(args.workdir) / (
-            f"data-n{args.records}-z{args.zones}-s{args.seed}-p{args.cert_pool}-g{GENERATOR_VERSION}")
+            f"data-n{args.records}-z{args.zones}-s{args.seed}-p{args.cert_pool}"
+            f"-g{GENERATOR_VERSION}-{schema}")
         self.config = self.dir / "smimea.yaml"
         self.store = self.dir / "smimea.db"
         self.gsqlite = self.dir / "pdns.sqlite3"
@@ -142,6 +145,7 @@ class DataSet:
         if self.meta_file.exists() and not self.args.regenerate:
             self.meta = json.loads(self.meta_file.read_text())
             log(f"data set: reusing {self.dir}")
+            self.ctl("check-config")  # the store still opens with this build
             return
         if self.dir.exists():
             for p in sorted(self.dir.rglob("*"), reverse=True):
