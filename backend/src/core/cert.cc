@@ -2,8 +2,11 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
+#include <openssl/decoder.h>
+#include <openssl/ec.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/sha.h>
 
 #include <cstring>
@@ -24,12 +27,164 @@ using detail::X509ReqPtr;
 // id-on-SmtpUTF8Mailbox, RFC 8398 section 3.
 constexpr const char* kSmtpUtf8MailboxOid = "1.3.6.1.5.5.7.8.9";
 
+// OpenSSL 3.0 decodes the public key of every certificate it parses by setting up its
+// provider decoders from scratch, which costs ten times the rest of the parse (80% of
+// `cert import` under callgrind). Certificates are therefore parsed in a library context
+// without providers, where that decoding fails quietly and costs nothing; the key is checked
+// once, by KeyDecoder, with a decoder context that is set up once per thread.
+class LeanContext {
+ public:
+  LeanContext() : ctx_(OSSL_LIB_CTX_new()) {
+    // With no provider loaded explicitly, the first fetch would load the default one.
+    if (ctx_ != nullptr) null_ = OSSL_PROVIDER_load(ctx_, "null");
+  }
+  ~LeanContext() {
+    OSSL_PROVIDER_unload(null_);
+    OSSL_LIB_CTX_free(ctx_);
+  }
+  LeanContext(const LeanContext&) = delete;
+  LeanContext& operator=(const LeanContext&) = delete;
+  OSSL_LIB_CTX* get() const { return null_ != nullptr ? ctx_ : nullptr; }
+
+ private:
+  OSSL_LIB_CTX* ctx_;
+  OSSL_PROVIDER* null_ = nullptr;
+};
+
+OSSL_LIB_CTX* lean_context() {
+  static const LeanContext ctx;
+  return ctx.get();
+}
+
+// Decodes public keys with the default providers, reusing one decoder context and, for EC
+// keys on named curves (the usual S/MIME key), one group per curve: the decoders build the
+// curve's group again for every key, a fifth of an import's time.
+class KeyDecoder {
+ public:
+  KeyDecoder() : bn_ctx_(BN_CTX_new()) {}
+  ~KeyDecoder() {
+    EVP_PKEY_free(key_);
+    OSSL_DECODER_CTX_free(ctx_);
+    BN_CTX_free(bn_ctx_);
+    for (const auto& [nid, group] : groups_) EC_GROUP_free(group);
+  }
+  KeyDecoder(const KeyDecoder&) = delete;
+  KeyDecoder& operator=(const KeyDecoder&) = delete;
+
+  // True if the key (spki is its DER form) is one public key that OpenSSL can use.
+  bool decodes(const X509_PUBKEY* pub, const Bytes& spki) {
+    if (const EC_GROUP* group = named_curve(pub)) {
+      // What decoding an EC key checks: the point is on the curve.
+      const unsigned char* point = nullptr;
+      int point_len = 0;
+      X509_PUBKEY_get0_param(nullptr, &point, &point_len, nullptr, pub);
+      EC_POINT* p = EC_POINT_new(group);
+      const bool ok =
+          p != nullptr && point_len > 0 &&
+          EC_POINT_oct2point(group, p, point, static_cast<std::size_t>(point_len), bn_ctx_) == 1;
+      EC_POINT_free(p);
+      return ok;
+    }
+    // Setting the decoders up costs as much as a hundred certificates: only when needed.
+    if (ctx_ == nullptr) {
+      ctx_ = OSSL_DECODER_CTX_new_for_pkey(&key_, "DER", "SubjectPublicKeyInfo", nullptr,
+                                           EVP_PKEY_PUBLIC_KEY, nullptr, nullptr);
+      if (ctx_ == nullptr) return false;
+    }
+    const unsigned char* p = spki.data();
+    std::size_t left = spki.size();
+    const bool ok = OSSL_DECODER_from_data(ctx_, &p, &left) == 1 && key_ != nullptr && left == 0;
+    EVP_PKEY_free(key_);
+    key_ = nullptr;
+    return ok;
+  }
+
+ private:
+  // The group of an id-ecPublicKey key with a named curve OpenSSL knows; nullptr otherwise.
+  const EC_GROUP* named_curve(const X509_PUBKEY* pub) {
+    ASN1_OBJECT* alg = nullptr;
+    X509_ALGOR* algor = nullptr;
+    if (X509_PUBKEY_get0_param(&alg, nullptr, nullptr, &algor, pub) != 1 ||
+        OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey) {
+      return nullptr;
+    }
+    int type = 0;
+    const void* value = nullptr;
+    X509_ALGOR_get0(nullptr, &type, &value, algor);
+    if (type != V_ASN1_OBJECT) return nullptr;
+    const int nid = OBJ_obj2nid(static_cast<const ASN1_OBJECT*>(value));
+    if (nid == NID_undef) return nullptr;
+    for (const auto& [known, group] : groups_) {
+      if (known == nid) return group;
+    }
+    EC_GROUP* group = EC_GROUP_new_by_curve_name(nid);
+    if (group != nullptr) groups_.emplace_back(nid, group);
+    return group;
+  }
+
+  EVP_PKEY* key_ = nullptr;  // where ctx_ puts each key
+  OSSL_DECODER_CTX* ctx_ = nullptr;
+  BN_CTX* bn_ctx_;
+  std::vector<std::pair<int, EC_GROUP*>> groups_;
+};
+
+bool public_key_decodes(const X509_PUBKEY* pub, const Bytes& spki) {
+  thread_local KeyDecoder decoder;
+  return decoder.decodes(pub, spki);
+}
+
+// d2i that must consume the whole buffer; libctx nullptr is the default context.
+X509Ptr der_to_x509(const unsigned char* data, std::size_t size, OSSL_LIB_CTX* libctx) {
+  const unsigned char* p = data;
+  X509Ptr x(reinterpret_cast<X509*>(ASN1_item_d2i_ex(nullptr, &p,
+                                                     static_cast<long>(size),  // NOLINT
+                                                     ASN1_ITEM_rptr(X509), libctx, nullptr)));
+  if (x && p != data + size) x.reset();
+  return x;
+}
+
+// Parses a certificate without decoding its key (see LeanContext).
+X509Ptr der_to_x509(const unsigned char* data, std::size_t size) {
+  return der_to_x509(data, size, lean_context());
+}
+
+// X509_check_ca() needs the decoded key in one case (a v1 self-signed root), so it runs on a
+// full parse, unless basicConstraints settles it: present with cA FALSE is never a CA.
+bool check_ca(X509* x, const Bytes& der) {
+  int critical = 0;
+  auto* bc = static_cast<BASIC_CONSTRAINTS*>(
+      X509_get_ext_d2i(x, NID_basic_constraints, &critical, nullptr));
+  const bool end_entity = bc != nullptr && bc->ca == 0;
+  BASIC_CONSTRAINTS_free(bc);
+  if (end_entity) return false;
+  X509Ptr full = der_to_x509(der.data(), der.size(), nullptr);
+  return full && X509_check_ca(full.get()) != 0;
+}
+
 std::string name_to_string(const X509_NAME* name) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return {};
   char* data = nullptr;
   const long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(google-runtime-int)
   return std::string(data, static_cast<std::size_t>(len));
+}
+
+// name_to_string() for issuers, remembering the last one: a bulk import usually holds many
+// certificates from one CA, and printing a name costs a tenth of a certificate's parse.
+std::string issuer_to_string(const X509_NAME* name) {
+  struct Last {
+    ~Last() { X509_NAME_free(name); }
+    X509_NAME* name = nullptr;
+    std::string text;
+  };
+  thread_local Last last;
+  if (last.name != nullptr && X509_NAME_cmp(last.name, name) == 0) return last.text;
+  X509_NAME* copy = X509_NAME_dup(name);
+  if (copy == nullptr) return name_to_string(name);
+  X509_NAME_free(last.name);
+  last.name = copy;
+  last.text = name_to_string(name);
+  return last.text;
 }
 
 bool asn1_time_to_epoch(const ASN1_TIME* t, std::int64_t* out) {
@@ -88,38 +243,32 @@ Result<Certificate> extract(X509* x, std::string_view source) {
   cert.der.resize(static_cast<std::size_t>(der_len));
   unsigned char* p = cert.der.data();
   i2d_X509(x, &p);
-  // A key that does not decode (a corrupt EC point, say) cannot be encrypted to, and its
-  // SPKI would not validate as selector 1 data: refuse the certificate.
-  if (X509_get0_pubkey(x) == nullptr) {
-    drain_openssl_errors();
-    return Status::invalid_argument(source, "certificate's public key cannot be decoded");
-  }
   const int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), nullptr);
   if (spki_len <= 0) return Status::invalid_argument(source, "certificate has no public key");
   cert.spki.resize(static_cast<std::size_t>(spki_len));
   p = cert.spki.data();
   i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &p);
-  SHA256(cert.der.data(), cert.der.size(), cert.fingerprint.data());
+  // A key that does not decode (a corrupt EC point, say) cannot be encrypted to, and its
+  // SPKI would not validate as selector 1 data: refuse the certificate.
+  if (!public_key_decodes(X509_get_X509_PUBKEY(x), cert.spki)) {
+    drain_openssl_errors();
+    return Status::invalid_argument(source, "certificate's public key cannot be decoded");
+  }
+  detail::sha2(detail::Sha2::k256, cert.der.data(), cert.der.size(), cert.fingerprint.data());
   cert.subject = name_to_string(X509_get_subject_name(x));
-  cert.issuer = name_to_string(X509_get_issuer_name(x));
+  cert.issuer = X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(x)) == 0
+                    ? cert.subject
+                    : issuer_to_string(X509_get_issuer_name(x));
   cert.serial = serial_to_hex(X509_get0_serialNumber(x));
   if (!asn1_time_to_epoch(X509_get0_notBefore(x), &cert.not_before) ||
       !asn1_time_to_epoch(X509_get0_notAfter(x), &cert.not_after)) {
     drain_openssl_errors();
     return Status::invalid_argument(source, "certificate has an unreadable validity period");
   }
-  cert.is_ca = X509_check_ca(x) != 0;
+  cert.is_ca = check_ca(x, cert.der);
   collect_emails(x, &cert.emails);
   drain_openssl_errors();
   return cert;
-}
-
-// d2i that must consume the whole buffer.
-X509Ptr der_to_x509(const unsigned char* data, std::size_t size) {
-  const unsigned char* p = data;
-  X509Ptr x(d2i_X509(nullptr, &p, static_cast<long>(size)));  // NOLINT(google-runtime-int)
-  if (x && p != data + size) x.reset();
-  return x;
 }
 
 Status append_pkcs7(PKCS7* p7, std::string_view source, std::vector<Certificate>* out) {
@@ -259,12 +408,12 @@ Bytes compute_association(const Certificate& cert, Selector selector, MatchingTy
       return input;
     case MatchingType::kSha256: {
       Bytes out(SHA256_DIGEST_LENGTH);
-      SHA256(input.data(), input.size(), out.data());
+      detail::sha2(detail::Sha2::k256, input.data(), input.size(), out.data());
       return out;
     }
     case MatchingType::kSha512: {
       Bytes out(SHA512_DIGEST_LENGTH);
-      SHA512(input.data(), input.size(), out.data());
+      detail::sha2(detail::Sha2::k512, input.data(), input.size(), out.data());
       return out;
     }
   }

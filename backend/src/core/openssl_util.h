@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs7.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -27,6 +28,28 @@ using Pkcs7Ptr = OsslPtr<PKCS7, PKCS7_free>;
 using EvpPkeyPtr = OsslPtr<EVP_PKEY, EVP_PKEY_free>;
 using X509ReqPtr = OsslPtr<X509_REQ, X509_REQ_free>;
 using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)>;
+
+// SHA-2 with the algorithm fetched once. The one-shot SHA256() and SHA512() fetch it from the
+// provider on every call, which costs several times the hashing of a certificate.
+enum class Sha2 { k256, k512 };
+inline void sha2(Sha2 which, const void* data, std::size_t size, unsigned char* out) {
+  struct MdDeleter {
+    void operator()(EVP_MD* md) const { EVP_MD_free(md); }
+  };
+  static const std::unique_ptr<EVP_MD, MdDeleter> sha256(
+      EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
+  static const std::unique_ptr<EVP_MD, MdDeleter> sha512(
+      EVP_MD_fetch(nullptr, "SHA2-512", nullptr));
+  const EVP_MD* md = which == Sha2::k256 ? sha256.get() : sha512.get();
+  if (md == nullptr || EVP_Digest(data, size, out, nullptr, md, nullptr) != 1) {
+    // Not reached with the default provider; the one-shot functions report the same way.
+    if (which == Sha2::k256) {
+      SHA256(static_cast<const unsigned char*>(data), size, out);
+    } else {
+      SHA512(static_cast<const unsigned char*>(data), size, out);
+    }
+  }
+}
 
 // Clears the thread's OpenSSL error queue and returns its first entry as text ("" if empty).
 inline std::string drain_openssl_errors() {

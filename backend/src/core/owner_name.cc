@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "openssl_util.h"
 #include "smimea/hex.h"
 
 namespace smimea {
@@ -244,7 +245,7 @@ std::string MailAddress::to_string() const {
 
 OwnerHash owner_hash(std::string_view local_part) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(local_part.data()), local_part.size(), digest);
+  detail::sha2(detail::Sha2::k256, local_part.data(), local_part.size(), digest);
   OwnerHash hash{};
   for (std::size_t i = 0; i < kOwnerHashLen; ++i) hash[i] = digest[i];
   return hash;

@@ -260,11 +260,59 @@ TEST(CertificateNames, NoAddress) {
   EXPECT_FALSE(certificate_names(c, address("nobody@example.com")));
 }
 
+// As `openssl x509 -noout -purpose` says ("S/MIME signing CA : Yes/No").
 TEST(IsCa, FromBasicConstraints) {
   EXPECT_TRUE(parse_one("ca.pem").is_ca);
   EXPECT_FALSE(parse_one("rsa.pem").is_ca);
   EXPECT_FALSE(parse_one("ec.pem").is_ca);
   EXPECT_FALSE(parse_one("ed25519.pem").is_ca);
+}
+
+TEST(IsCa, WithoutBasicConstraints) {
+  EXPECT_TRUE(parse_one("v1.pem").is_ca);     // version 1, self-signed
+  EXPECT_TRUE(parse_one("ku_ca.pem").is_ca);  // keyUsage keyCertSign
+  EXPECT_FALSE(parse_one("subject_email.pem").is_ca);
+}
+
+TEST(ParseCertificates, RefusesAnUndecodablePublicKey) {
+  // Found by fuzz_certificate: a certificate whose EC point is not on its curve.
+  const std::string der =
+      read_data("../fuzz/corpus/certificate/regress_undecodable_public_key.der");
+  const Status s = parse_error(der, "bad-key.der");
+  EXPECT_NE(s.message().find("public key"), std::string::npos) << s.message();
+}
+
+TEST(ParseCertificates, PublicKeysOfAllTypesDecode) {
+  // Every key type goes through the checks that refuse undecodable keys, more than once (the
+  // decoders are reused).
+  for (int round = 0; round < 3; ++round) {
+    for (const char* file : {"rsa.pem", "ec.pem", "ed25519.pem", "utf8.pem", "bundle.p7b"}) {
+      EXPECT_TRUE(parse_certificates(read_data(std::string("certs/") + file), file).ok()) << file;
+    }
+  }
+}
+
+TEST(ParseCertificates, CorruptEcPointIsRefused) {
+  // The last octet of an uncompressed P-256 point changed: almost surely off the curve. The
+  // certificate's signature is not checked, so only the key check can refuse it.
+  const std::string ec_der = [] {
+    Bytes b;
+    decode_hex(expected_hex("ec", 0, 0), &b);
+    return std::string(b.begin(), b.end());
+  }();
+  const std::string spki = [] {
+    Bytes b;
+    decode_hex(expected_hex("ec", 1, 0), &b);
+    return std::string(b.begin(), b.end());
+  }();
+  const std::size_t at = ec_der.find(spki);
+  ASSERT_NE(at, std::string::npos);
+  for (const int flip : {0x01, 0x40}) {
+    std::string bad = ec_der;
+    bad[at + spki.size() - 1] = static_cast<char>(bad[at + spki.size() - 1] ^ flip);
+    const Status st = parse_error(bad, "corrupt-point.der");
+    EXPECT_NE(st.message().find("public key"), std::string::npos) << st.message();
+  }
 }
 
 // --- check_association_data ---
