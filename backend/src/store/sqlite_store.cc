@@ -498,9 +498,11 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     SMIMEA_RETURN_IF_ERROR(
         size.prepare(db,
                      "SELECT COALESCE(SUM(3 + length(data)), 0), COALESCE(MAX(usage = ?3 AND "
-                     "selector = ?4 AND matching_type = ?5 AND data = ?6), 0) FROM (SELECT "
-                     "DISTINCT usage, selector, matching_type, data FROM records WHERE "
-                     "zone_id = ?1 AND owner = ?2)"));
+                     "selector = ?4 AND matching_type = ?5 AND data = ?6), 0) FROM records r "
+                     "WHERE zone_id = ?1 AND owner = ?2 AND NOT EXISTS (SELECT 1 FROM records d "
+                     "WHERE d.zone_id = ?1 AND d.owner = ?2 AND d.id < r.id AND "
+                     "d.usage = r.usage AND d.selector = r.selector AND d.matching_type = "
+                     "r.matching_type AND d.data = r.data)"));
     size.bind(1, zone.id);
     size.bind_blob(2, rec.owner.data(), rec.owner.size());
     size.bind(3, static_cast<int>(rec.params.usage));
