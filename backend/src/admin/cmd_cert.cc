@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "admin.h"
 #include "smimea/cert.h"
@@ -251,6 +252,8 @@ int cert_import(Context& ctx, const CertOptions& o) {
   const bool progress = isatty(STDERR_FILENO) != 0 && !ctx.json && files.size() >= 100;
   std::size_t certs_added = 0, certs_unchanged = 0, records_added = 0;
   std::set<std::string> zones_changed;
+  // The zone of each mail domain, looked up once per import (zones do not change meanwhile).
+  std::unordered_map<std::string, Result<Zone>> zones;
   const std::uint32_t ttl = ttl_for(o, *config);
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
@@ -291,7 +294,11 @@ int cert_import(Context& ctx, const CertOptions& o) {
           skipped.push_back(what + ": " + addr.to_string() + ": " + problem);
           continue;
         }
-        auto zone = zone_for(s, addr.domain);
+        auto cached = zones.find(addr.domain);
+        if (cached == zones.end()) {
+          cached = zones.emplace(addr.domain, zone_for(s, addr.domain)).first;
+        }
+        const Result<Zone>& zone = cached->second;
         if (!zone.ok()) {
           if (zone.status().code() == Status::Code::kStoreError) {
             s.rollback();
