@@ -778,6 +778,8 @@ def parse_args():
     p.add_argument("--out", type=pathlib.Path, help="also write the table here (Markdown)")
     args = p.parse_args()
     args.build = args.build.resolve()
+    if " " in str(args.build) + args.workdir:
+        p.error("--build and --workdir must not contain spaces (pdns splits the pipe command)")
     args.servers = [s for s in args.servers.split(",") if s]
     args.sets = [s for s in args.sets.split(",") if s]
     for s in args.servers:
@@ -849,6 +851,8 @@ def main():
     raw = {"args": {k: str(v) for k, v in vars(args).items()},
            "results": {f"{k[0]} {k[1]}": v for k, v in results.items()}, "latency": latency}
     (bench.run_dir / "results.json").write_text(json.dumps(raw, indent=1))
+    (bench.run_dir / "results.md").write_text(table)
+    log(f"raw results in {bench.run_dir}")
     if args.out:
         args.out.write_text(table)
         log(f"table written to {args.out}")
