@@ -1,4 +1,4 @@
--- SMIMEA certificate store, schema version 1 (the full schema of a new store).
+-- SMIMEA certificate store, schema version 2 (the full schema of a new store).
 -- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
 -- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
 --
@@ -50,4 +50,27 @@ CREATE TABLE records (
 CREATE INDEX idx_records_zone_owner ON records (zone_id, owner);
 CREATE INDEX idx_records_certificate ON records (certificate_id);
 
-PRAGMA user_version = 1;
+-- DNSSEC (version 2): keys and domain metadata for zones our backend signs. Keys and metadata
+-- go with their zone: removing the zone removes them.
+-- Private keys in PowerDNS's "Private-key-format: v1.2" text, exactly as pdns hands them
+-- over. Secret: protect the store file (see docs/dnssec.md).
+CREATE TABLE domain_keys (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: pdns caches keys by id
+  zone_id   INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
+  flags     INTEGER NOT NULL CHECK (flags BETWEEN 0 AND 65535),  -- 257 KSK/CSK, 256 ZSK
+  active    INTEGER NOT NULL CHECK (active IN (0, 1)),
+  published INTEGER NOT NULL CHECK (published IN (0, 1)),
+  content   TEXT    NOT NULL
+);
+CREATE INDEX idx_domain_keys_zone ON domain_keys (zone_id);
+
+-- One row per value; a kind (NSEC3PARAM, NSEC3NARROW, SOA-EDIT, ...) may have several.
+CREATE TABLE domain_metadata (
+  id      INTEGER PRIMARY KEY,
+  zone_id INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
+  kind    TEXT    NOT NULL,
+  content TEXT    NOT NULL
+);
+CREATE INDEX idx_domain_metadata_zone_kind ON domain_metadata (zone_id, kind);
+
+PRAGMA user_version = 2;

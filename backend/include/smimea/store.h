@@ -21,7 +21,7 @@
 namespace smimea {
 
 // Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 enum class ZoneMode : std::uint8_t {
   kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
