@@ -1,0 +1,408 @@
+#include "smimea/key_store.h"
+
+#include <sys/stat.h>
+
+#include <ctime>
+
+#include "smimea/store.h"
+#include "sqlite_util.h"
+
+namespace smimea {
+
+using detail::sqlite_error;
+using detail::Statement;
+
+namespace {
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+// pdns names zones "Example.COM." (case as typed, trailing dot); the store keeps "example.com".
+std::string normalize_zone(std::string_view zone) {
+  if (!zone.empty() && zone.back() == '.') zone.remove_suffix(1);
+  std::string out(zone);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+  }
+  return out;
+}
+
+}  // namespace
+
+struct KeyStore::Impl {
+  DbPtr db;  // declared first: the statements below are finalised before it closes
+  Statement find_zone, get_keys, add_key, remove_key, set_active, set_published, get_all_meta,
+      get_meta, delete_meta, insert_meta, bump_serial, neighbours, first_owner;
+
+  Status exec(const char* sql, std::string_view what) {
+    if (sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return sqlite_error(db.get(), what);
+    }
+    return Status();
+  }
+  Status error(std::string_view what) const { return sqlite_error(db.get(), what); }
+};
+
+KeyStore::KeyStore(std::string path, KeyStoreOptions options)
+    : path_(std::move(path)), options_(options) {}
+
+KeyStore::~KeyStore() {
+  if (impl_ && in_transaction_) impl_->exec("ROLLBACK", "rollback").ok();
+}
+
+Status KeyStore::open() {
+  if (impl_) return Status();
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) {
+    return Status::store_error(path_, "store not found (create it with smimea-ctl init)");
+  }
+  if (!S_ISREG(st.st_mode)) return Status::store_error(path_, "not a regular file");
+  sqlite3* raw = nullptr;
+  // READWRITE opens read-only when the file is write-protected: reads still work.
+  const int rc =
+      sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  auto impl = std::make_unique<Impl>();
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) {
+    if (!impl->db) return Status::store_error(path_, "cannot open database: out of memory");
+    return impl->error(path_ + ": cannot open database");
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, static_cast<int>(options_.busy_timeout_ms));
+  Statement version;
+  SMIMEA_RETURN_IF_ERROR(version.prepare(raw, "PRAGMA user_version").with_context(path_));
+  if (version.step() != SQLITE_ROW) return impl->error(path_ + ": not a readable SQLite database");
+  const std::int64_t v = version.int64(0);
+  if (v != kSchemaVersion) {
+    return Status::store_error(path_, "store is at schema version " + std::to_string(v) +
+                                          ", this program needs " +
+                                          std::to_string(kSchemaVersion) +
+                                          (v < kSchemaVersion ? ": run smimea-ctl init" : ""));
+  }
+  SMIMEA_RETURN_IF_ERROR(impl->exec("PRAGMA foreign_keys=ON", path_ + ": configure connection"));
+  impl_ = std::move(impl);
+  return Status();
+}
+
+Result<std::int64_t> KeyStore::find_zone(std::string_view zone) {
+  SMIMEA_RETURN_IF_ERROR(open());
+  const std::string name = normalize_zone(zone);
+  Statement& s = impl_->find_zone;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), "SELECT id, mode FROM zones WHERE name = ?1"));
+  s.bind_text(1, name);
+  const int rc = s.step();
+  const std::int64_t id = rc == SQLITE_ROW ? s.int64(0) : -1;
+  const bool overlay = rc == SQLITE_ROW && s.text(1) == "overlay";
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    Status error = impl_->error("find zone " + name);
+    s.reset();
+    return error;
+  }
+  s.reset();  // ends the read: it must not pin a snapshot
+  if (rc == SQLITE_DONE) return Status::not_found(name, "no such zone in the store");
+  if (overlay) {
+    return Status::conflict(name,
+                            "overlay zone: its keys and metadata belong to the backend that owns "
+                            "it (launch that backend first)");
+  }
+  return id;
+}
+
+// Writes outside pdns's transaction get their own (IMMEDIATE: the write lock is taken up
+// front, so the busy timeout applies); inside it, a savepoint keeps each call atomic.
+Status KeyStore::write_begin() {
+  return impl_->exec(in_transaction_ ? "SAVEPOINT key_store_write" : "BEGIN IMMEDIATE",
+                     "begin write");
+}
+
+Status KeyStore::write_end(Status status) {
+  if (in_transaction_) {
+    if (status.ok()) return impl_->exec("RELEASE key_store_write", "release savepoint");
+    impl_->exec("ROLLBACK TO key_store_write", "rollback to savepoint").ok();
+    impl_->exec("RELEASE key_store_write", "release savepoint").ok();
+    return status;
+  }
+  if (status.ok()) {
+    status = impl_->exec("COMMIT", "commit");
+    if (status.ok()) return status;
+  }
+  impl_->exec("ROLLBACK", "rollback").ok();
+  return status;
+}
+
+Status KeyStore::bump_serial(std::int64_t zone_id) {
+  if (in_transaction_) {
+    touched_zones_.insert(zone_id);
+    return Status();
+  }
+  // The same rule as smimea-ctl's changes: forward to the current time, or +1 (RFC 1982).
+  Statement& s = impl_->bump_serial;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(),
+                "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
+                "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
+  s.bind(1, zone_id);
+  s.bind(2, static_cast<std::int64_t>(std::time(nullptr)));
+  if (s.step() != SQLITE_DONE) return impl_->error("bump serial");
+  s.reset();
+  return Status();
+}
+
+Result<std::vector<DomainKey>> KeyStore::get_domain_keys(std::string_view zone) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  Statement& s = impl_->get_keys;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
+                                   "SELECT id, flags, active, published, content FROM "
+                                   "domain_keys WHERE zone_id = ?1 ORDER BY id"));
+  s.bind(1, *zone_id);
+  std::vector<DomainKey> keys;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    DomainKey k;
+    k.id = s.int64(0);
+    k.flags = static_cast<std::uint32_t>(s.int64(1));
+    k.active = s.int64(2) != 0;
+    k.published = s.int64(3) != 0;
+    k.content.assign(s.text(4));
+    keys.push_back(std::move(k));
+  }
+  s.reset();
+  if (rc != SQLITE_DONE) return impl_->error("get keys of " + normalize_zone(zone));
+  return keys;
+}
+
+Result<std::int64_t> KeyStore::add_domain_key(std::string_view zone, const DomainKey& key) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  if (key.flags > 65535) {
+    return Status::invalid_argument(normalize_zone(zone), "key flags over 65535");
+  }
+  if (key.content.empty()) return Status::invalid_argument(normalize_zone(zone), "empty key");
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  std::int64_t id = -1;
+  Status s = [&] {
+    Statement& ins = impl_->add_key;
+    SMIMEA_RETURN_IF_ERROR(ins.prepare(impl_->db.get(),
+                                       "INSERT INTO domain_keys (zone_id, flags, active, "
+                                       "published, content) VALUES (?1, ?2, ?3, ?4, ?5)"));
+    ins.bind(1, *zone_id);
+    ins.bind(2, key.flags);
+    ins.bind(3, key.active ? 1 : 0);
+    ins.bind(4, key.published ? 1 : 0);
+    ins.bind_text(5, key.content);
+    const int rc = ins.step();
+    ins.reset();
+    if (rc != SQLITE_DONE) return impl_->error("add key to " + normalize_zone(zone));
+    id = sqlite3_last_insert_rowid(impl_->db.get());
+    return bump_serial(*zone_id);
+  }();
+  SMIMEA_RETURN_IF_ERROR(write_end(std::move(s)));
+  return id;
+}
+
+namespace {
+
+// One UPDATE/DELETE of a key by (zone, id); NotFound if no row changed.
+Status change_key(sqlite3* db, Statement& stmt, const char* sql, std::int64_t zone_id,
+                  std::int64_t key_id, const std::int64_t* value, const std::string& what) {
+  SMIMEA_RETURN_IF_ERROR(stmt.prepare(db, sql));
+  stmt.bind(1, zone_id);
+  stmt.bind(2, key_id);
+  if (value != nullptr) stmt.bind(3, *value);
+  const int rc = stmt.step();
+  stmt.reset();
+  if (rc != SQLITE_DONE) return sqlite_error(db, what);
+  if (sqlite3_changes(db) == 0) return Status::not_found(what, "no such key");
+  return Status();
+}
+
+}  // namespace
+
+Status KeyStore::remove_domain_key(std::string_view zone, std::int64_t id) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  Status s = change_key(impl_->db.get(), impl_->remove_key,
+                        "DELETE FROM domain_keys WHERE zone_id = ?1 AND id = ?2", *zone_id, id,
+                        nullptr, normalize_zone(zone) + " key " + std::to_string(id));
+  if (s.ok()) s = bump_serial(*zone_id);
+  return write_end(std::move(s));
+}
+
+Status KeyStore::set_key_active(std::string_view zone, std::int64_t id, bool active) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  const std::int64_t value = active ? 1 : 0;
+  Status s = change_key(impl_->db.get(), impl_->set_active,
+                        "UPDATE domain_keys SET active = ?3 WHERE zone_id = ?1 AND id = ?2",
+                        *zone_id, id, &value,
+                        normalize_zone(zone) + " key " + std::to_string(id));
+  if (s.ok()) s = bump_serial(*zone_id);
+  return write_end(std::move(s));
+}
+
+Status KeyStore::set_key_published(std::string_view zone, std::int64_t id, bool published) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  const std::int64_t value = published ? 1 : 0;
+  Status s = change_key(impl_->db.get(), impl_->set_published,
+                        "UPDATE domain_keys SET published = ?3 WHERE zone_id = ?1 AND id = ?2",
+                        *zone_id, id, &value,
+                        normalize_zone(zone) + " key " + std::to_string(id));
+  if (s.ok()) s = bump_serial(*zone_id);
+  return write_end(std::move(s));
+}
+
+Result<DomainMetadata> KeyStore::get_all_domain_metadata(std::string_view zone) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  Statement& s = impl_->get_all_meta;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(),
+      "SELECT kind, content FROM domain_metadata WHERE zone_id = ?1 ORDER BY kind, id"));
+  s.bind(1, *zone_id);
+  DomainMetadata meta;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    meta[std::string(s.text(0))].emplace_back(s.text(1));
+  }
+  s.reset();
+  if (rc != SQLITE_DONE) return impl_->error("get metadata of " + normalize_zone(zone));
+  return meta;
+}
+
+Result<std::vector<std::string>> KeyStore::get_domain_metadata(std::string_view zone,
+                                                               std::string_view kind) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  Statement& s = impl_->get_meta;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(),
+      "SELECT content FROM domain_metadata WHERE zone_id = ?1 AND kind = ?2 ORDER BY id"));
+  s.bind(1, *zone_id);
+  s.bind_text(2, kind);
+  std::vector<std::string> values;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) values.emplace_back(s.text(0));
+  s.reset();
+  if (rc != SQLITE_DONE) return impl_->error("get metadata of " + normalize_zone(zone));
+  return values;
+}
+
+Status KeyStore::set_domain_metadata(std::string_view zone, std::string_view kind,
+                                     const std::vector<std::string>& values) {
+  auto zone_id = find_zone(zone);
+  if (!zone_id.ok()) return zone_id.status();
+  if (kind.empty()) return Status::invalid_argument(normalize_zone(zone), "empty metadata kind");
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  Status s = [&] {
+    const std::string what = "set metadata " + std::string(kind) + " of " + normalize_zone(zone);
+    Statement& del = impl_->delete_meta;
+    SMIMEA_RETURN_IF_ERROR(del.prepare(
+        impl_->db.get(), "DELETE FROM domain_metadata WHERE zone_id = ?1 AND kind = ?2"));
+    del.bind(1, *zone_id);
+    del.bind_text(2, kind);
+    int rc = del.step();
+    del.reset();
+    if (rc != SQLITE_DONE) return impl_->error(what);
+    Statement& ins = impl_->insert_meta;
+    for (const std::string& value : values) {
+      SMIMEA_RETURN_IF_ERROR(ins.prepare(
+          impl_->db.get(),
+          "INSERT INTO domain_metadata (zone_id, kind, content) VALUES (?1, ?2, ?3)"));
+      ins.bind(1, *zone_id);
+      ins.bind_text(2, kind);
+      ins.bind_text(3, value);
+      rc = ins.step();
+      ins.reset();
+      if (rc != SQLITE_DONE) return impl_->error(what);
+    }
+    return bump_serial(*zone_id);
+  }();
+  return write_end(std::move(s));
+}
+
+Status KeyStore::begin() {
+  if (in_transaction_) return Status::conflict("begin transaction", "a transaction is open");
+  SMIMEA_RETURN_IF_ERROR(open());
+  SMIMEA_RETURN_IF_ERROR(impl_->exec("BEGIN IMMEDIATE", "begin transaction"));
+  in_transaction_ = true;
+  touched_zones_.clear();
+  return Status();
+}
+
+Status KeyStore::commit() {
+  if (!in_transaction_) return Status::conflict("commit", "no transaction is open");
+  in_transaction_ = false;  // from here on bump_serial() writes instead of collecting
+  Status s;
+  for (const std::int64_t zone_id : touched_zones_) {
+    s = bump_serial(zone_id);
+    if (!s.ok()) break;
+  }
+  touched_zones_.clear();
+  if (s.ok()) s = impl_->exec("COMMIT", "commit transaction");
+  if (!s.ok()) impl_->exec("ROLLBACK", "rollback").ok();
+  return s;
+}
+
+Status KeyStore::rollback() {
+  if (!in_transaction_) return Status::conflict("abort", "no transaction is open");
+  in_transaction_ = false;
+  touched_zones_.clear();
+  return impl_->exec("ROLLBACK", "rollback transaction");
+}
+
+Result<OwnerNeighbours> KeyStore::owner_neighbours(std::int64_t zone_id, const OwnerHash& bound) {
+  SMIMEA_RETURN_IF_ERROR(open());
+  Statement& s = impl_->neighbours;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(),
+      "SELECT (SELECT owner FROM records WHERE zone_id = ?1 AND owner <= ?2 ORDER BY owner DESC "
+      "LIMIT 1), (SELECT owner FROM records WHERE zone_id = ?1 AND owner > ?2 ORDER BY owner "
+      "LIMIT 1)"));
+  s.bind(1, zone_id);
+  s.bind_blob(2, bound.data(), bound.size());
+  if (s.step() != SQLITE_ROW) {
+    Status error = impl_->error("nsec neighbours");
+    s.reset();
+    return error;
+  }
+  OwnerNeighbours out;
+  for (int col = 0; col < 2; ++col) {
+    if (s.is_null(col) || s.bytes(col) != kOwnerHashLen) continue;
+    OwnerHash h{};
+    std::copy(s.blob(col), s.blob(col) + kOwnerHashLen, h.begin());
+    (col == 0 ? out.at_or_before : out.after) = h;
+  }
+  s.reset();
+  return out;
+}
+
+Result<std::optional<OwnerHash>> KeyStore::first_owner(std::int64_t zone_id) {
+  SMIMEA_RETURN_IF_ERROR(open());
+  Statement& s = impl_->first_owner;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(), "SELECT owner FROM records WHERE zone_id = ?1 ORDER BY owner LIMIT 1"));
+  s.bind(1, zone_id);
+  const int rc = s.step();
+  std::optional<OwnerHash> out;
+  if (rc == SQLITE_ROW && s.bytes(0) == kOwnerHashLen) {
+    OwnerHash h{};
+    std::copy(s.blob(0), s.blob(0) + kOwnerHashLen, h.begin());
+    out = h;
+  } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    Status error = impl_->error("nsec first owner");
+    s.reset();
+    return error;
+  }
+  s.reset();
+  return out;
+}
+
+}  // namespace smimea
