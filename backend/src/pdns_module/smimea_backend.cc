@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "dnssec_calls.h"
 #include "smimea/answer.h"
 #include "smimea/config.h"
 #include "smimea/store.h"
@@ -116,6 +117,7 @@ class SmimeaBackend : public DNSBackend {
     if (!store.ok()) throw PDNSException("smimea: " + store.status().message());
     store_ = std::move(store).value();
     answerer_ = std::make_unique<smimea::Answerer>(*store_, *config_);
+    dnssec_ = std::make_unique<smimea::pdns_module::DnssecCalls>(*config_, *answerer_);
   }
 
   void lookup(const QType& qtype, const DNSName& qdomain, int /*zoneId*/,
@@ -184,6 +186,52 @@ class SmimeaBackend : public DNSBackend {
     return true;
   }
 
+  // DNSSEC: keys and metadata in the store (dnssec_calls.cc).
+  bool doesDNSSEC() override { return true; }
+  bool getDomainKeys(const DNSName& name, std::vector<KeyData>& keys) override {
+    return dnssec_->get_domain_keys(name, keys);
+  }
+  bool addDomainKey(const DNSName& name, const KeyData& key, int64_t& id) override {
+    return dnssec_->add_domain_key(name, key, id);
+  }
+  bool removeDomainKey(const DNSName& name, unsigned int id) override {
+    return dnssec_->remove_domain_key(name, id);
+  }
+  bool activateDomainKey(const DNSName& name, unsigned int id) override {
+    return dnssec_->set_key_active(name, id, true);
+  }
+  bool deactivateDomainKey(const DNSName& name, unsigned int id) override {
+    return dnssec_->set_key_active(name, id, false);
+  }
+  bool publishDomainKey(const DNSName& name, unsigned int id) override {
+    return dnssec_->set_key_published(name, id, true);
+  }
+  bool unpublishDomainKey(const DNSName& name, unsigned int id) override {
+    return dnssec_->set_key_published(name, id, false);
+  }
+  bool getAllDomainMetadata(const DNSName& name,
+                            std::map<std::string, std::vector<std::string>>& meta) override {
+    return dnssec_->get_all_domain_metadata(name, meta);
+  }
+  bool getDomainMetadata(const DNSName& name, const std::string& kind,
+                         std::vector<std::string>& meta) override {
+    return dnssec_->get_domain_metadata(name, kind, meta);
+  }
+  bool setDomainMetadata(const DNSName& name, const std::string& kind,
+                         const std::vector<std::string>& meta) override {
+    return dnssec_->set_domain_metadata(name, kind, meta);
+  }
+  bool startTransaction(const DNSName& zone, int domain_id) override {
+    return dnssec_->start_transaction(zone, domain_id);
+  }
+  bool commitTransaction() override { return dnssec_->commit_transaction(); }
+  bool abortTransaction() override { return dnssec_->abort_transaction(); }
+  bool inTransaction() override { return dnssec_->in_transaction(); }
+  bool getBeforeAndAfterNamesAbsolute(uint32_t id, const DNSName& qname, DNSName& unhashed,
+                                      DNSName& before, DNSName& after) override {
+    return dnssec_->get_before_and_after_names_absolute(id, qname, unhashed, before, after);
+  }
+
   std::string directBackendCmd(const std::string& query) override {
     if (query != "status") return "commands: status";
     refresh();
@@ -217,6 +265,7 @@ class SmimeaBackend : public DNSBackend {
   std::unique_ptr<smimea::Config> config_;
   std::unique_ptr<smimea::Store> store_;
   std::unique_ptr<smimea::Answerer> answerer_;
+  std::unique_ptr<smimea::pdns_module::DnssecCalls> dnssec_;
   ZoneRecordSink sink_;
   std::size_t pos_ = 0;
   std::string qname_text_;

@@ -53,29 +53,14 @@ void Handler::dispatch(const Request& req, std::string& out) {
   if (m == "getDomainInfo") return get_domain_info(req, out);
   if (m == "list") return list(req, out);
   if (m == "directBackendCmd") return direct_backend_cmd(req, out);
-  // Known methods this backend does not implement: a plain false. For the metadata calls
-  // pdns reads false as "no metadata", which is what we have (see README, overlay mode: launch
-  // us after the backend that owns the zone so that we never mask its metadata).
-  static const char* const kUnsupported[] = {"getAllDomainMetadata",
-                                             "getDomainMetadata",
-                                             "setDomainMetadata",
-                                             "getDomainKeys",
-                                             "addDomainKey",
-                                             "removeDomainKey",
-                                             "activateDomainKey",
-                                             "deactivateDomainKey",
-                                             "publishDomainKey",
-                                             "unpublishDomainKey",
-                                             "getBeforeAndAfterNamesAbsolute",
-                                             "getTSIGKey",
+  if (dispatch_dnssec(req, out)) return;
+  // Known methods this backend does not implement: a plain false.
+  static const char* const kUnsupported[] = {"getTSIGKey",
                                              "getTSIGKeys",
                                              "setTSIGKey",
                                              "deleteTSIGKey",
                                              "getUpdatedMasters",
                                              "setNotified",
-                                             "startTransaction",
-                                             "commitTransaction",
-                                             "abortTransaction",
                                              "feedRecord",
                                              "feedEnts",
                                              "feedEnts3",

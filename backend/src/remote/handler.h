@@ -14,6 +14,7 @@
 #include "protocol.h"
 #include "smimea/answer.h"
 #include "smimea/config.h"
+#include "smimea/key_store.h"
 #include "smimea/store.h"
 
 namespace smimea::remote {
@@ -36,10 +37,17 @@ class Handler {
   void get_domain_info(const Request& req, std::string& out);
   void direct_backend_cmd(const Request& req, std::string& out);
   nlohmann::json domain_info(const ZoneEntry& zone) const;
+  // DNSSEC keys, metadata, transactions and plain-NSEC neighbours (dnssec_handler.cc).
+  // Returns false if req.method is none of those.
+  bool dispatch_dnssec(const Request& req, std::string& out);
+  void dnssec_call(const Request& req, std::string& out);
+  void get_before_and_after_names(const Request& req, std::string& out);
+  KeyStore& key_store();
 
   const Config& config_;
   std::unique_ptr<Store> store_;
   Answerer answerer_;
+  std::unique_ptr<KeyStore> key_store_;  // opened on the first DNSSEC call
   std::uint64_t requests_ = 0;
   std::uint64_t failures_ = 0;
 };
