@@ -40,5 +40,6 @@ std::string format_time(std::int64_t epoch_seconds);  // "2027-01-31T12:00:00Z"
 void add_zone_commands(CLI::App& app, Context& ctx);
 void add_cert_commands(CLI::App& app, Context& ctx);
 void add_misc_commands(CLI::App& app, Context& ctx);
+void add_lookup_commands(CLI::App& app, Context& ctx);
 
 }  // namespace smimea::admin

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add_zone_commands(app, ctx);
   add_cert_commands(app, ctx);
   add_misc_commands(app, ctx);
+  add_lookup_commands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
