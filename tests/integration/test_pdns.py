@@ -427,16 +427,8 @@ def test_kdig_axfr(env):
     assert types.count("NS") == len(NAMESERVERS), out
 
 
-def expect_pdnsutil_failure_for_native(request, connector_name):
-    if connector_name == "native":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="known bug: libsmimeabackend.so references getPDNSVersion(), "
-            "which pdnsutil does not export, so pdnsutil cannot load the module"))
-
-
 def test_pdnsutil_sees_the_zones(env, request, connector_name):
     """pdnsutil goes through getAllDomains, getDomainInfo, lookup and list."""
-    expect_pdnsutil_failure_for_native(request, connector_name)
     zones = env.server.pdnsutil("list-all-zones").stdout.split()
     assert {"example.com", "_smimecert.example.org", "mut.example"} <= set(zones), zones
     for zone in ("example.com.", "_smimecert.example.org."):
@@ -607,7 +599,6 @@ def test_overlay_nodata_and_nxdomain(overlay, certs):
 
 
 def test_overlay_zone_listed_once_by_pdnsutil(overlay, request, connector_name):
-    expect_pdnsutil_failure_for_native(request, connector_name)
     zones = overlay.server.pdnsutil("list-all-zones").stdout.split()
     assert zones.count("example.net") == 1, zones
 
