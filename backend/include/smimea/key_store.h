@@ -3,8 +3,8 @@
 // keys), plus the one read plain NSEC needs (the owners around a name).
 //
 // A KeyStore has its own SQLite connection, separate from the query path's read-only Store:
-// it is opened on first use, read-write when the file is writable (a backend that may only read
-// the store still serves signed zones; writes then fail with SQLite's "readonly database").
+// it is opened on first use, read-write (SQLite falls back to read-only when the file is
+// write-protected; writes then fail with its "readonly database" error).
 // Reads and writes share that connection so that reads inside pdns's transaction see its
 // writes. Every write bumps the zone's SOA serial in the same SQLite transaction, so caches and
 // secondaries pick up the new DNSKEY/NSEC3PARAM set.
@@ -13,7 +13,11 @@
 // zones table in authoritative mode: NotFound for a zone the store does not have, Conflict for
 // an overlay zone (its keys and metadata belong to the backend that owns it).
 //
-// Key material (DomainKey::content) is secret: it is never put into a Status message.
+// It also keeps the other things pdns writes: the serial last announced with NOTIFY
+// (setNotified) and the TSIG keys (pdnsutil generate-tsig-key, import-tsig-key, ...).
+//
+// Key material (DomainKey::content, TsigKey::secret) is secret: it is never put into a Status
+// message.
 // Not thread-safe: one KeyStore per backend instance, like Store.
 #pragma once
 
@@ -38,6 +42,13 @@ struct DomainKey {
   bool active = false;
   bool published = true;
   std::string content;  // "Private-key-format: v1.2\nAlgorithm: ..." (secret)
+};
+
+// A TSIG key (RFC 8945) as pdns stores it. Names are kept lower-case without the trailing dot.
+struct TsigKey {
+  std::string name;       // "xfr-key"
+  std::string algorithm;  // "hmac-sha256"
+  std::string secret;     // base64 (secret)
 };
 
 // kind -> values, as PowerDNS's getAllDomainMetadata returns it.
@@ -77,6 +88,22 @@ class KeyStore {
   // Replaces every value of kind; an empty list deletes the kind. Atomic.
   Status set_domain_metadata(std::string_view zone, std::string_view kind,
                              const std::vector<std::string>& values);
+
+  // --- zone transfer ---
+
+  // Records that pdns sent NOTIFY for serial `serial` of zone zone_id (setNotified): the zone
+  // is no longer in getUpdatedMasters until its serial moves again. The serial itself does not
+  // move. NotFound if there is no such zone.
+  Status set_notified(std::int64_t zone_id, std::uint32_t serial);
+
+  // TSIG keys, by name (any case, trailing dot optional). NotFound if there is no such key.
+  Result<TsigKey> get_tsig_key(std::string_view name);
+  // Every key, ordered by name.
+  Result<std::vector<TsigKey>> get_tsig_keys();
+  // Adds the key or replaces the one with the same name.
+  Status set_tsig_key(const TsigKey& key);
+  // Deleting a key that does not exist is not an error.
+  Status delete_tsig_key(std::string_view name);
 
   // --- transactions (pdns's startTransaction / commitTransaction / abortTransaction) ---
 
