@@ -50,8 +50,7 @@ struct NsecNeighbours {
 // case. zone_name is the zone as stored (lower case, no trailing dot); has_records says
 // whether it has at least one SMIMEA record (Zone::has_records). At most one reader call.
 Result<NsecNeighbours> nsec_neighbours(std::string_view zone_name, bool has_records,
-                                       const std::vector<std::string>& labels,
-                                       OwnerReader& reader);
+                                       const std::vector<std::string>& labels, OwnerReader& reader);
 
 // Splits a name in presentation format (RFC 1035 section 5.1 escapes \X and \DDD, trailing
 // dot optional, "" and "." have no labels) into raw labels, left to right. InvalidArgument for

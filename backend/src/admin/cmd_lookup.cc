@@ -1,5 +1,6 @@
 // smimea-ctl lookup: an address's SMIMEA records as a sending mail client sees them, through a
 // validating resolver (libunbound), with each answer's DNSSEC state. Needs no config or store.
+#include <sys/stat.h>
 #include <unbound.h>
 
 #include <algorithm>
@@ -7,7 +8,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sys/stat.h>
 
 #include "admin.h"
 #include "smimea/cert.h"
@@ -24,12 +24,12 @@ constexpr const char* kRootAnchor = "/usr/share/dns/root.key";  // Debian's dns-
 // Exit status of lookup. 0-2 keep their smimea-ctl meanings (DESIGN.md); 3 (store error)
 // cannot happen here. The rest say what the DNS said.
 enum LookupExit : int {
-  kLookupSecure = 0,      // records found, every answer validated secure
-  kLookupInsecure = 4,    // records found, but not all validated (no chain of trust)
-  kLookupBogus = 5,       // validation failed: do not use these records
-  kLookupNotFound = 6,    // no SMIMEA record for the address
-  kLookupFailed = 7,      // the resolver gave no usable answer (SERVFAIL, timeout, network)
-  kLookupNoMatch = 8,     // --verify: secure records, none of which matches the certificate
+  kLookupSecure = 0,    // records found, every answer validated secure
+  kLookupInsecure = 4,  // records found, but not all validated (no chain of trust)
+  kLookupBogus = 5,     // validation failed: do not use these records
+  kLookupNotFound = 6,  // no SMIMEA record for the address
+  kLookupFailed = 7,    // the resolver gave no usable answer (SERVFAIL, timeout, network)
+  kLookupNoMatch = 8,   // --verify: secure records, none of which matches the certificate
 };
 
 constexpr const char* kExitHelp =
@@ -70,8 +70,8 @@ const char* state_name(State s) {
 }
 
 const char* rcode_name(int rcode) {
-  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                       "NOTIMP",  "REFUSED"};
+  static const char* const kNames[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                       "NXDOMAIN", "NOTIMP",  "REFUSED"};
   return rcode >= 0 && rcode < 6 ? kNames[rcode] : "RCODE?";
 }
 
@@ -109,7 +109,8 @@ Result<std::string> forwarder(const std::string& server) {
   }
   if (ip.empty()) return Status::invalid_argument(server, "no address");
   if (!port.empty()) {
-    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+    if (port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
         std::stoi(port) == 0 || std::stoi(port) > 65535) {
       return Status::invalid_argument(server, "bad port");
     }
@@ -144,8 +145,9 @@ Result<std::unique_ptr<ub_ctx, UbCtxDeleter>> make_context(const LookupOptions& 
   struct stat st {};
   if (::stat(anchor.c_str(), &st) != 0) {
     return o.trust_anchor.empty()
-               ? Status::config_error(anchor, "no root trust anchor (install dns-root-data, or "
-                                              "give --trust-anchor FILE)")
+               ? Status::config_error(anchor,
+                                      "no root trust anchor (install dns-root-data, or "
+                                      "give --trust-anchor FILE)")
                : Status::invalid_argument(anchor, "cannot read the trust anchor file");
   }
   if (int err = ub_ctx_add_ta_file(ctx.get(), anchor.c_str()); err != 0) {

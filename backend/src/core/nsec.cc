@@ -137,7 +137,7 @@ Result<NsecNeighbours> nsec_neighbours(std::string_view zone_name, bool has_reco
   const std::string before_owners = subzone ? "" : std::string(kSmimecertLabel);
   auto owner = [&](const OwnerHash& h) { return hex_label(h) + owner_suffix; };
 
-  NsecNeighbours out;  // both "" (the apex) unless set below
+  NsecNeighbours out;            // both "" (the apex) unless set below
   if (!has_records) return out;  // the apex is the only name: it covers everything
   if (labels.empty()) {          // the apex itself
     if (!subzone) {

@@ -1,9 +1,8 @@
 #include "dnssec_calls.h"
 
-#include "pdns/logger.hh"
-
 #include <algorithm>
 
+#include "pdns/logger.hh"
 #include "smimea/nsec.h"
 
 namespace smimea::pdns_module {
@@ -67,8 +66,7 @@ bool DnssecCalls::get_domain_keys(const DNSName& name, std::vector<DNSBackend::K
   return true;
 }
 
-bool DnssecCalls::add_domain_key(const DNSName& name, const DNSBackend::KeyData& key,
-                                 int64_t& id) {
+bool DnssecCalls::add_domain_key(const DNSName& name, const DNSBackend::KeyData& key, int64_t& id) {
   DomainKey k;
   k.flags = key.flags;
   k.active = key.active;

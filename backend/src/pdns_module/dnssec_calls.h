@@ -7,13 +7,12 @@
 // material is never logged.
 #pragma once
 
-#include "pdns/dnsbackend.hh"
-#include "pdns/dnsname.hh"
-
 #include <map>
 #include <string>
 #include <vector>
 
+#include "pdns/dnsbackend.hh"
+#include "pdns/dnsname.hh"
 #include "smimea/answer.h"
 #include "smimea/config.h"
 #include "smimea/key_store.h"
@@ -42,6 +41,8 @@ class DnssecCalls {
   bool commit_transaction();
   bool abort_transaction();
   bool in_transaction() const { return keys_.in_transaction(); }
+  // The store connection for pdns's writes, shared with the zone-transfer calls.
+  KeyStore& key_store() { return keys_; }
 
   bool get_before_and_after_names_absolute(uint32_t id, const DNSName& qname, DNSName& unhashed,
                                            DNSName& before, DNSName& after);

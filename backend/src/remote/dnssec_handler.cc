@@ -57,12 +57,13 @@ KeyStore& Handler::key_store() {
 }
 
 bool Handler::dispatch_dnssec(const Request& req, std::string& out) {
-  static const char* const kMethods[] = {
-      "getDomainKeys",      "addDomainKey",         "removeDomainKey",
-      "activateDomainKey",  "deactivateDomainKey",  "publishDomainKey",
-      "unpublishDomainKey", "getAllDomainMetadata", "getDomainMetadata",
-      "setDomainMetadata",  "startTransaction",     "commitTransaction",
-      "abortTransaction",   "getBeforeAndAfterNamesAbsolute"};
+  static const char* const kMethods[] = {"getDomainKeys",       "addDomainKey",
+                                         "removeDomainKey",     "activateDomainKey",
+                                         "deactivateDomainKey", "publishDomainKey",
+                                         "unpublishDomainKey",  "getAllDomainMetadata",
+                                         "getDomainMetadata",   "setDomainMetadata",
+                                         "startTransaction",    "commitTransaction",
+                                         "abortTransaction",    "getBeforeAndAfterNamesAbsolute"};
   for (const char* method : kMethods) {
     if (req.method == method) {
       dnssec_call(req, out);
@@ -219,8 +220,8 @@ void Handler::get_before_and_after_names(const Request& req, std::string& out) {
       ++failures_;
       return write_failure(out, "zone " + zone->zone.name +
                                     " uses NSEC3 without narrow, which this backend does not "
-                                    "support: run pdnsutil set-nsec3 " + zone->zone.name +
-                                    " '1 0 0 -' narrow");
+                                    "support: run pdnsutil set-nsec3 " +
+                                    zone->zone.name + " '1 0 0 -' narrow");
     }
   }
   class Reader : public OwnerReader {

@@ -107,9 +107,18 @@ NsecNeighbours brute_force(const std::vector<std::string>& names, const std::str
 std::vector<std::string> probe_names(bool subzone, const std::set<OwnerHash>& owners,
                                      std::mt19937& rng) {
   const std::string parent = subzone ? "" : "._smimecert";
-  std::vector<std::string> out = {"",  "a",          "zzz",         "_smimecert", "_smimecer",
-                                  "_smimecerta", "-", "*._smimecert", "0._smimecert",
-                                  "g._smimecert", "x.y.z",       "_SMIMECERT"};
+  std::vector<std::string> out = {"",
+                                  "a",
+                                  "zzz",
+                                  "_smimecert",
+                                  "_smimecer",
+                                  "_smimecerta",
+                                  "-",
+                                  "*._smimecert",
+                                  "0._smimecert",
+                                  "g._smimecert",
+                                  "x.y.z",
+                                  "_SMIMECERT"};
   if (subzone) out = {"", "0", "*", "-", "g", "_", "ffff", "x.y"};
   const std::string alphabet = "0123456789abcdefghz_-*AF";
   for (const OwnerHash& h : owners) {
@@ -208,8 +217,8 @@ TEST(OwnerBound, KnownAnswers) {
   EXPECT_EQ(hex(owner_bound(full)), full);
   EXPECT_EQ(hex(owner_bound("2BD806C97F0E00AF1A1FC3328FA763A9269723C8DB8FAC4F93AF71DB")), full);
   EXPECT_EQ(hex(owner_bound(full + "x")), full);
-  EXPECT_EQ(hex(owner_bound("0")), "none");    // every 56-digit label starting 0 is longer
-  EXPECT_EQ(hex(owner_bound("-")), "none");    // '-' sorts before '0'
+  EXPECT_EQ(hex(owner_bound("0")), "none");  // every 56-digit label starting 0 is longer
+  EXPECT_EQ(hex(owner_bound("-")), "none");  // '-' sorts before '0'
   EXPECT_EQ(hex(owner_bound("*")), "none");
   EXPECT_EQ(hex(owner_bound("1")), "0" + f55);
   EXPECT_EQ(hex(owner_bound("_")), "9" + f55);  // '9' < '_' < 'a'
@@ -242,8 +251,8 @@ TEST(SplitName, EscapesAndEdges) {
 TEST(LooksLikeNsec3Hash, Shape) {
   EXPECT_TRUE(looks_like_nsec3_hash("0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"));
   EXPECT_TRUE(looks_like_nsec3_hash("0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM"));
-  EXPECT_FALSE(looks_like_nsec3_hash("0p9mhaveqvm6t7vbl5lop2u3t2rp3to"));    // 31
-  EXPECT_FALSE(looks_like_nsec3_hash("0p9mhaveqvm6t7vbl5lop2u3t2rp3tow"));   // w
+  EXPECT_FALSE(looks_like_nsec3_hash("0p9mhaveqvm6t7vbl5lop2u3t2rp3to"));   // 31
+  EXPECT_FALSE(looks_like_nsec3_hash("0p9mhaveqvm6t7vbl5lop2u3t2rp3tow"));  // w
   EXPECT_FALSE(looks_like_nsec3_hash("_smimecert"));
 }
 
