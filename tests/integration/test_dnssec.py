@@ -679,16 +679,21 @@ def test_key_rollover(signed, people):
             else:
                 assert r.rcode() == SERVFAIL, signed.why(what, r, u)
 
-    # 1. A new key, published and active: DNSKEY has both, each signs.
-    new = int(signed.pdnsutil("add-zone-key", zone, "ksk", "active", "published",
+    # 1. A new key, published but inactive: it is in the DNSKEY set but signs nothing, so its
+    #    DS alone does not validate yet.
+    new = int(signed.pdnsutil("add-zone-key", zone, "ksk", "inactive", "published",
                               "ecdsa256").stdout.split()[-1])
     assert sorted(key_ids(signed, zone)) == sorted([old, new])
     new_ds = "".join(line + "\n" for line in signed.ds(zone).splitlines()
                      if line not in old_ds.splitlines())
     assert new_ds.strip(), "export-zone-ds shows no new DS"
+    check(old_ds, what="old DS, new key published")
+    check(new_ds, secure=False, what="new DS, new key not active yet")
+    # 2. Activated: both keys sign, either DS validates.
+    signed.pdnsutil("activate-zone-key", zone, str(new))
     check(old_ds, what="old DS during the rollover")
     check(new_ds, what="new DS during the rollover")
-    # 2. The old key stops signing, then goes: only the new DS still leads to a valid key.
+    # 3. The old key stops signing, then goes: only the new DS still leads to a valid key.
     signed.pdnsutil("deactivate-zone-key", zone, str(old))
     check(new_ds, what="new DS, old key inactive")
     signed.pdnsutil("unpublish-zone-key", zone, str(old))
