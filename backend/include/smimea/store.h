@@ -105,6 +105,9 @@ struct StoreOptions {
   bool read_only = false;  // query_only: the backend's mode
   std::uint32_t busy_timeout_ms = 5000;
   std::uint32_t cache_kib = 65536;
+  // Bytes of the file read through mmap (PRAGMA mmap_size); 0 reads with pread. Mapped pages
+  // count in the process's resident size. Default: 256 MiB.
+  std::uint64_t mmap_bytes = 268435456;
   std::size_t max_rrset_bytes = 32768;
 };
 

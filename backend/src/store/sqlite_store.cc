@@ -165,7 +165,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
                                          std::to_string(kSchemaVersion));
   }
   const std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA cache_size=-" +
-                              std::to_string(options.cache_kib) + "; PRAGMA mmap_size=268435456;" +
+                              std::to_string(options.cache_kib) +
+                              "; PRAGMA mmap_size=" + std::to_string(options.mmap_bytes) + ";" +
                               (options.read_only ? " PRAGMA query_only=ON;" : "");
   SMIMEA_RETURN_IF_ERROR(exec(h, pragmas.c_str(), path + ": configure connection"));
   auto impl = std::make_unique<Impl>();
