@@ -137,6 +137,51 @@ TEST(ParseCertificates, PemWithCrlfLineEndings) {
   EXPECT_EQ(to_hex(certs->front().fingerprint), expected_hex("ec", 0, 1));
 }
 
+// Strips the PEM armour of the first block: its base64 body without line breaks.
+std::string pem_body(const std::string& pem) {
+  const std::size_t start = pem.find('\n') + 1;
+  const std::size_t end = pem.find("-----END");
+  std::string body;
+  for (std::size_t i = start; i < end; ++i) {
+    if (pem[i] != '\n') body += pem[i];
+  }
+  return body;
+}
+
+TEST(ParseCertificates, PemLineLengthsDoNotMatter) {
+  const std::string body = pem_body(read_data("certs/rsa.pem"));
+  std::string one_line = "-----BEGIN CERTIFICATE-----\n" + body + "\n-----END CERTIFICATE-----\n";
+  std::string short_lines = "-----BEGIN CERTIFICATE-----\n";
+  for (std::size_t i = 0; i < body.size(); i += 10) short_lines += body.substr(i, 10) + "\n";
+  short_lines += "-----END CERTIFICATE-----";  // and no final newline
+  for (const std::string& pem : {one_line, short_lines}) {
+    auto certs = parse_certificates(pem, "rewrapped");
+    ASSERT_TRUE(certs.ok()) << certs.status().message();
+    EXPECT_EQ(to_hex(certs->front().fingerprint), expected_hex("rsa", 0, 1));
+  }
+}
+
+TEST(ParseCertificates, PemHeadersAreIgnored) {
+  const std::string pem = read_data("certs/ec.pem");
+  const std::string with_header =
+      "-----BEGIN CERTIFICATE-----\nComment: test\n\n" + pem.substr(pem.find('\n') + 1);
+  auto certs = parse_certificates(with_header, "header");
+  ASSERT_TRUE(certs.ok()) << certs.status().message();
+  EXPECT_EQ(to_hex(certs->front().fingerprint), expected_hex("ec", 0, 1));
+}
+
+TEST(ParseCertificates, RefusesBadBase64InAPemBlock) {
+  const std::string body = pem_body(read_data("certs/ec.pem"));
+  for (const std::string& bad : {body.substr(0, 10) + "*" + body.substr(11),
+                                 body.substr(0, body.size() - 4),  // a quantum short
+                                 "====" + body, body + "AAAA"}) {
+    EXPECT_FALSE(parse_certificates(
+                     "-----BEGIN CERTIFICATE-----\n" + bad + "\n-----END CERTIFICATE-----\n", "bad")
+                     .ok())
+        << bad.substr(0, 12);
+  }
+}
+
 TEST(ParseCertificates, TextAroundPemBlocksIsIgnored) {
   const std::string input = "Subject: alice\n\n" + read_data("certs/rsa.pem") + "\ntrailer\n";
   auto certs = parse_certificates(input, "mail");
