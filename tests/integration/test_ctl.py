@@ -366,6 +366,7 @@ REFUSALS = {
     "garbage": ("ec.user@example.com", lambda t, c: _garbage(t), ["not a certificate"]),
     "oversize": ("ec.user@example.com", lambda t, c: _oversize(t), ["larger than"]),
     "missing-file": ("ec.user@example.com", lambda t, c: t / "absent.pem", ["absent.pem"]),
+    "directory": ("ec.user@example.com", lambda t, c: t, ["Is a directory"]),
     "no-zone": ("bob@example.net", lambda t, c: DATA / "ec.pem", ["no zone", "example.net"]),
     "bad-address": ("not-an-address", lambda t, c: c["ec"][0], ["not-an-address"]),
 }

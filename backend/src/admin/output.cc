@@ -65,12 +65,15 @@ Result<std::string> read_input(const std::string& path, std::size_t max_bytes) {
     data.append(buf, n);
   }
   const bool error = std::ferror(f) != 0;
+  const int read_errno = errno;  // "Is a directory" says more than "read error"
   if (f != stdin) std::fclose(f);
   if (too_big) {
     return Status::invalid_argument(shown, "input larger than " + std::to_string(max_bytes) +
                                                " bytes (max-input-bytes): refused");
   }
-  if (error) return Status::invalid_argument(shown, "read error");
+  if (error) {
+    return Status::invalid_argument(shown, std::string("read error: ") + std::strerror(read_errno));
+  }
   return data;
 }
 
