@@ -493,6 +493,30 @@ def test_import_directory_reports_added_and_skipped(store, tmp_path, certs):
     assert counts(store) == (1, 3, 3)
 
 
+def test_import_skips_a_certificate_over_the_rrset_cap_entirely(tmp_path, certs):
+    (tmp_path / "s").mkdir()
+    s = Store(tmp_path / "s", extra_config="max-rrset-bytes: 1024\n")
+    s.ctl("zone", "add", "example.com")
+    cert, address = certs["rsa"]
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.pem").write_bytes(pathlib.Path(cert).read_bytes())
+    (d / "b.pem").write_bytes(
+        pathlib.Path(make_cert(tmp_path, address, key="rsa", name="second")[0]).read_bytes())
+    (d / "c.pem").write_bytes(pathlib.Path(certs["ec"][0]).read_bytes())
+    # Each certificate gets 3 0 0 (~800 octets) and 3 1 1: the second RSA one does not fit.
+    doc = json.loads(s.ctl("--json", "cert", "import", d, "--record", "3 1 1",
+                           "--record", "3 0 0").stdout)
+    assert doc["added"] == 2
+    assert len(doc["skipped"]) == 1 and "b.pem" in doc["skipped"][0]
+    assert "max-rrset-bytes" in doc["skipped"][0]
+    # Nothing of b.pem stayed behind: two certificates, two records each.
+    assert counts(s) == (1, 2, 4)
+    assert sql(s, "SELECT count(*) FROM certificates WHERE lower(hex(fingerprint)) = "
+                  f"'{openssl_fingerprint(d / 'b.pem')}'") == "0"
+    assert integrity_ok(s)
+
+
 def test_import_with_record_options(store, certs):
     cert, address = certs["ed25519"]
     store.ctl("cert", "import", cert, "--selector", "1", "--matching-type", "2")

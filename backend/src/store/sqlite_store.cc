@@ -83,6 +83,9 @@ struct Store::Impl {
   Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
       rrset_size, insert_record, bump_serial;
 
+  // add_certificate() is all or nothing within the command's transaction.
+  Statement savepoint, release_savepoint;
+
   Status error(std::string_view what) const { return sqlite_error(db.get(), what); }
 };
 
@@ -435,6 +438,20 @@ Result<int> Store::remove_zone(std::string_view name, bool force) {
 
 Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate& cert) {
   sqlite3* db = impl_->db.get();
+  // cert import goes on after a refused certificate and commits the others: a refusal (or an
+  // error) half-way through must leave none of this certificate's rows behind.
+  SMIMEA_RETURN_IF_ERROR(impl_->savepoint.prepare(db, "SAVEPOINT add_certificate"));
+  if (impl_->savepoint.step() != SQLITE_DONE) return impl_->error("savepoint");
+  struct Undo {
+    sqlite3* db;
+    bool armed = true;
+    ~Undo() {
+      if (armed) {
+        sqlite3_exec(db, "ROLLBACK TO add_certificate; RELEASE add_certificate", nullptr, nullptr,
+                     nullptr);
+      }
+    }
+  } undo{db};
   AddResult result;
   result.zone = zone.name;
   Statement& find = impl_->cert_by_fp;
@@ -537,6 +554,9 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     if (ins.step() != SQLITE_DONE) return impl_->error("insert record for " + cert.address);
     ++result.records_added;
   }
+  SMIMEA_RETURN_IF_ERROR(impl_->release_savepoint.prepare(db, "RELEASE add_certificate"));
+  if (impl_->release_savepoint.step() != SQLITE_DONE) return impl_->error("release savepoint");
+  undo.armed = false;
   if (result.records_added > 0) impl_->touched_zones.insert(zone.id);
   return result;
 }

@@ -375,6 +375,51 @@ TEST(StoreCertificates, RrsetCapIsAConflict) {
             1);
 }
 
+TEST(StoreCertificates, RefusedCertificateLeavesNothingInTheTransaction) {
+  // cert import goes on after a refused certificate and commits the others: the refused one
+  // must leave no row behind, not its certificate row nor the records before the one refused.
+  StoreOptions options;
+  options.max_rrset_bytes = 1024;
+  StoreFixture f(options);
+  const Zone zone = f.add_zones({{"example.com", ZoneMode::kAuthoritative}}).front();
+  const std::uint32_t serial = f.zone("example.com").serial;
+  ASSERT_TRUE(f.store().begin().ok());
+  // 3 0 0 (828 octets) fits, 3 1 0 (297 more) does not.
+  auto refused = f.store().add_certificate(
+      zone, new_certificate("rsa.pem", "alice@example.com",
+                            {RecordParams{},
+                             RecordParams{Usage::kDaneEe, Selector::kSpki, MatchingType::kExact}}));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kConflict);
+  auto other = f.store().add_certificate(zone, new_certificate("ec.pem", "bob@example.com"));
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  ASSERT_TRUE(f.store().commit().ok());
+  EXPECT_EQ(count_rows(f.path(), "certificates"), 1);
+  EXPECT_EQ(count_rows(f.path(), "records"), 1);
+  EXPECT_EQ(
+      raw_sql(f.path(), "SELECT count(*) FROM certificates WHERE address = 'bob@example.com'"), 1);
+  EXPECT_GT(f.zone("example.com").serial, serial);
+}
+
+TEST(StoreCertificates, RefusedRecordForAStoredCertificateLeavesItAsItWas) {
+  StoreOptions options;
+  options.max_rrset_bytes = 1024;
+  StoreFixture f(options);
+  const Zone zone = f.add_zones({{"example.com", ZoneMode::kAuthoritative}}).front();
+  ASSERT_EQ(f.add(zone, new_certificate("rsa.pem", "alice@example.com")), 1);
+  const std::uint32_t serial = f.zone("example.com").serial;
+  ASSERT_TRUE(f.store().begin().ok());
+  auto refused = f.store().add_certificate(
+      zone, new_certificate("rsa.pem", "alice@example.com",
+                            {RecordParams{Usage::kDaneEe, Selector::kSpki, MatchingType::kSha256},
+                             RecordParams{Usage::kDaneEe, Selector::kSpki, MatchingType::kExact}}));
+  ASSERT_FALSE(refused.ok());
+  ASSERT_TRUE(f.store().commit().ok());
+  EXPECT_EQ(count_rows(f.path(), "certificates"), 1);
+  EXPECT_EQ(count_rows(f.path(), "records"), 1);
+  EXPECT_EQ(f.zone("example.com").serial, serial);
+}
+
 TEST(StoreCertificates, RrsetCapCountsOnlyThatOwner) {
   StoreOptions options;
   options.max_rrset_bytes = 1024;
