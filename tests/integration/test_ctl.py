@@ -714,6 +714,7 @@ def test_zone_add_list_remove(store, certs):
     ("default-ttl: 700000\n", 2, "default-ttl"),
     ("soa:\n  refresh: 0\n", 3, "soa.refresh"),
     ("max-rrset-bytes: 1\n", 2, "max-rrset-bytes"),
+    ("default-ttl: 60\ndefault-ttl: 70\n", 3, "default-ttl"),
 ])
 def test_bad_config_exits_2_naming_file_line_and_key(tmp_path, bad, line, key):
     config = tmp_path / "smimea.yaml"

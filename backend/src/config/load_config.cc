@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include "smimea/config.h"
@@ -21,6 +22,13 @@ Status config_error(const std::string& source, const YAML::Node& node, const std
   if (node.IsDefined() && node.Mark().line >= 0)
     where += ":" + std::to_string(node.Mark().line + 1);
   return Status::config_error(where, key + ": " + why);
+}
+
+// yaml-cpp keeps both entries of a key written twice, and the later one would silently win.
+Status check_once(std::set<std::string>* seen, const std::string& source, const YAML::Node& node,
+                  const std::string& key) {
+  if (seen->insert(key).second) return Status();
+  return config_error(source, node, key, "given more than once");
 }
 
 Result<std::uint64_t> get_uint(const std::string& source, const YAML::Node& node,
@@ -105,8 +113,10 @@ Result<std::vector<RecordParams>> get_records(const std::string& source, const Y
     int values[3] = {3, 0, 0};
     const char* names[3] = {"usage", "selector", "matching-type"};
     const std::uint64_t maxes[3] = {3, 1, 2};
+    std::set<std::string> seen;
     for (const auto& kv : item) {
       const std::string sub = kv.first.as<std::string>();
+      SMIMEA_RETURN_IF_ERROR(check_once(&seen, source, kv.first, item_key + "." + sub));
       int idx = -1;
       for (int j = 0; j < 3; ++j) {
         if (sub == names[j]) idx = j;
@@ -125,9 +135,11 @@ constexpr std::uint64_t kMaxU31 = std::numeric_limits<std::int32_t>::max();
 
 Status apply_soa(const std::string& source, const YAML::Node& node, SoaTemplate* soa) {
   if (!node.IsMap()) return config_error(source, node, "soa", "expected a map");
+  std::set<std::string> seen;
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
     const std::string full = "soa." + key;
+    SMIMEA_RETURN_IF_ERROR(check_once(&seen, source, kv.first, full));
     std::uint32_t* field = nullptr;
     std::uint64_t min = 1;
     std::uint64_t max = kMaxU31;
@@ -168,8 +180,10 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
   if (root.IsNull()) return config_error(source, root, "database", "required key missing");
   if (!root.IsMap()) return config_error(source, root, "(top level)", "expected a map of keys");
   bool have_database = false;
+  std::set<std::string> seen;
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
+    SMIMEA_RETURN_IF_ERROR(check_once(&seen, source, kv.first, key));
     const YAML::Node& v = kv.second;
     auto set_u32 = [&](std::uint32_t* field, std::uint64_t min, std::uint64_t max) -> Status {
       auto r = get_uint(source, v, key, min, max);

@@ -128,6 +128,17 @@ TEST(Config, UnknownKeyNamesFileLineAndKey) {
             "test.yaml:3: records[0].matching: unknown key");
 }
 
+TEST(Config, KeyGivenTwiceIsAnError) {
+  EXPECT_EQ(parse_error("database: x\ndefault-ttl: 60\n\ndefault-ttl: 70\n"),
+            "test.yaml:4: default-ttl: given more than once");
+  EXPECT_EQ(parse_error("database: x\nsoa:\n  refresh: 60\n  refresh: 70\n"),
+            "test.yaml:4: soa.refresh: given more than once");
+  EXPECT_EQ(parse_error("database: x\nrecords:\n  - {usage: 3, usage: 1}\n"),
+            "test.yaml:3: records[0].usage: given more than once");
+  EXPECT_EQ(parse_error("database: x\ndatabase: y\n"),
+            "test.yaml:2: database: given more than once");
+}
+
 TEST(Config, OutOfRangeNamesFileLineKeyAndRange) {
   EXPECT_EQ(parse_error("database: x\nsoa:\n  refresh: 0\n"),
             "test.yaml:3: soa.refresh: 0 is out of range 1..2147483647");
