@@ -16,8 +16,8 @@
 //                                                hex digits are below HEX4 (the "3 0 0" share)
 //   absent-prefix HEX                            owners starting with HEX do not exist
 //
-// Requests are not parsed as JSON: the few members needed are found by a scan of pdns's line,
-// and qname is echoed back exactly as pdns wrote it.
+// Requests are not parsed as JSON: the few members needed are found in one scan of pdns's line,
+// and qname is echoed back exactly as pdns wrote it. Nothing is allocated per request.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -55,6 +55,7 @@ struct Zone {
   std::vector<std::string> ns_tails;
   std::string smimea_tail;  // the canned records, with this zone's id
   std::string full_tail;
+  std::string ent_tail;     // the _smimecert empty non-terminal
 };
 
 struct Canned {
@@ -139,33 +140,64 @@ bool load_canned(const std::string& path, Canned* c) {
     }
     zone.smimea_tail = record_tail("SMIMEA", c->smimea_content, c->smimea_ttl, zone.id);
     zone.full_tail = record_tail("SMIMEA", c->full_content, c->full_ttl, zone.id);
+    zone.ent_tail = record_tail("ENT", "", 0, zone.id);
     c->by_id.emplace(zone.id, &zone);
   }
   return !c->zones.empty() && !c->smimea_content.empty();
 }
 
-// The value of string member `key` (quotes included: "\"qname\"") in a flat scan of the line;
-// raw, escapes kept.
-std::string_view string_member(std::string_view line, std::string_view key) {
-  std::size_t pos = line.find(key);
-  if (pos == std::string_view::npos) return {};
-  pos += key.size();
-  while (pos < line.size() && (line[pos] == ' ' || line[pos] == ':')) ++pos;
-  if (pos >= line.size() || line[pos] != '"') return {};
-  const std::size_t start = ++pos;
-  while (pos < line.size() && line[pos] != '"') pos += line[pos] == '\\' ? 2u : 1u;
-  return line.substr(start, std::min(pos, line.size()) - start);
+// The end of a JSON string whose content starts at p: its closing quote, or nullptr.
+const char* closing_quote(const char* p, const char* end) {
+  while (p < end) {
+    const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+    if (q == nullptr) return nullptr;
+    std::size_t backslashes = 0;
+    for (const char* b = q; b > p && b[-1] == '\\'; --b) ++backslashes;
+    if (backslashes % 2 == 0) return q;
+    p = q + 1;
+  }
+  return nullptr;
 }
 
-long long int_member(std::string_view line, std::string_view key, long long fallback) {
-  std::size_t pos = line.find(key);
-  if (pos == std::string_view::npos) return fallback;
-  pos += key.size();
-  while (pos < line.size() && (line[pos] == ' ' || line[pos] == ':' || line[pos] == '"')) ++pos;
-  if (pos >= line.size()) return fallback;
-  char* end = nullptr;
-  const long long v = std::strtoll(line.data() + pos, &end, 10);
-  return end == line.data() + pos ? fallback : v;
+// The members of a request this backend looks at, found in one pass: a quoted string followed
+// by ':' is a key. Values are raw (escapes kept), which is what echoing qname back needs.
+struct Members {
+  std::string_view method;
+  std::string_view qname;
+  std::string_view qtype;
+  long long zone_id = -1;
+};
+
+Members scan_members(std::string_view line) {
+  Members m;
+  const char* p = line.data();
+  const char* const end = p + line.size();
+  while (p < end) {
+    const auto* open = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+    if (open == nullptr) break;
+    const char* close = closing_quote(open + 1, end);
+    if (close == nullptr) break;
+    const std::string_view key(open + 1, static_cast<std::size_t>(close - open - 1));
+    p = close + 1;
+    while (p < end && *p == ' ') ++p;
+    if (p >= end || *p != ':') continue;  // that was a value
+    ++p;
+    while (p < end && *p == ' ') ++p;
+    if (p < end && *p == '"') {
+      const char* value_end = closing_quote(p + 1, end);
+      if (value_end == nullptr) break;
+      const std::string_view value(p + 1, static_cast<std::size_t>(value_end - p - 1));
+      if (key == "method") m.method = value;
+      if (key == "qname") m.qname = value;
+      if (key == "qtype") m.qtype = value;
+      p = value_end + 1;
+    } else if (key == "zone-id") {
+      char* num_end = nullptr;
+      m.zone_id = std::strtoll(p, &num_end, 10);
+      if (num_end == p) m.zone_id = -1;
+    }
+  }
+  return m;
 }
 
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -184,12 +216,12 @@ unsigned hex4(std::string_view s) {
 class Session {
  public:
   void handle(std::string_view line, std::string& out) {
-    const std::string_view method = string_member(line, "\"method\"");
+    const Members m = scan_members(line);
     out.clear();
-    if (method == "lookup") return lookup(line, out);
-    if (method == "initialize") {
+    if (m.method == "lookup") return lookup(m, out);
+    if (m.method == "initialize") {
       out = "{\"result\":true}\n";
-    } else if (method == "getAllDomains") {
+    } else if (m.method == "getAllDomains") {
       out = g_canned.all_domains_reply;
     } else {
       out = "{\"result\":false}\n";
@@ -197,9 +229,9 @@ class Session {
   }
 
  private:
-  void lookup(std::string_view line, std::string& out) {
-    const std::string_view qname = string_member(line, "\"qname\"");
-    const std::string_view qtype = string_member(line, "\"qtype\"");
+  void lookup(const Members& m, std::string& out) {
+    const std::string_view qname = m.qname;
+    const std::string_view qtype = m.qtype;
     const bool any = qtype == "ANY";
     out.append("{\"result\":[");
     if (qname.size() > kHashHexLen + kSmimecert.size() && qname[kHashHexLen] == '.' &&
@@ -207,7 +239,8 @@ class Session {
         all_hex(qname.substr(0, kHashHexLen))) {
       if ((any || qtype == "SMIMEA") &&
           qname.compare(0, g_canned.absent_prefix.size(), g_canned.absent_prefix) != 0) {
-        if (const Zone* zone = owner_zone(line, qname.substr(kHashHexLen + 1 + kSmimecert.size()))) {
+        if (const Zone* zone =
+                owner_zone(m.zone_id, qname.substr(kHashHexLen + 1 + kSmimecert.size()))) {
           out.append("{\"qname\":\"").append(qname);
           out.append(hex4(qname) < g_canned.full_below ? zone->full_tail : zone->smimea_tail);
         }
@@ -221,8 +254,7 @@ class Session {
     } else if (any && qname.size() > kSmimecert.size() &&
                lower_equals(qname.substr(0, kSmimecert.size()), kSmimecert)) {
       if (const Zone* parent = find(qname.substr(kSmimecert.size()))) {
-        out.append("{\"qname\":\"").append(qname);
-        out.append(record_tail("ENT", "", 0, parent->id));
+        out.append("{\"qname\":\"").append(qname).append(parent->ent_tail);
       }
     }
     out.append("]}\n");
@@ -259,8 +291,7 @@ class Session {
   }
 
   // pdns sends the zone's id with every lookup after the first; the name is the fallback.
-  const Zone* owner_zone(std::string_view line, std::string_view zone_name) {
-    const long long id = int_member(line, "\"zone-id\"", -1);
+  const Zone* owner_zone(long long id, std::string_view zone_name) {
     auto it = g_canned.by_id.find(id);
     return it != g_canned.by_id.end() ? it->second : find(zone_name);
   }
