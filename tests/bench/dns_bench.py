@@ -77,13 +77,14 @@ PDNS_SQLITE_SCHEMA = pathlib.Path("/usr/share/pdns-backend-sqlite3/schema/schema
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SERVERS = {
-    # name: (backend kind, connector)
+    # name: (backend kind, connector). Each round runs them in this order (rotated), so a
+    # backend and its ceiling run next to each other.
     "smimea-unix": ("smimea", "unix"),
+    "null-unix": ("null", "unix"),
     "smimea-pipe": ("smimea", "pipe"),
+    "null-pipe": ("null", "pipe"),
     "gsqlite3": ("gsqlite3", None),
     "bind": ("bind", None),
-    "null-unix": ("null", "unix"),
-    "null-pipe": ("null", "pipe"),
 }
 QUERY_SETS = {"hits": "all hits", "mix": "90% hits / 10% NXDOMAIN", "full": "3 0 0 answers only"}
 
@@ -423,7 +424,8 @@ class Server:
     def backend_command(self, socket_path=None):
         build, data = self.bench.args.build, self.bench.data
         if self.kind == "smimea":
-            cmd = [build / "smimea-backend", "--config", data.config]
+            binary = self.bench.args.backend_binaries.get(self.name, build / "smimea-backend")
+            cmd = [binary, "--config", data.config]
         else:
             cmd = [build / "tests/bench/null_backend", "--canned", data.canned]
         return cmd + (["--listen", socket_path] if socket_path else ["--pipe"])
@@ -685,6 +687,12 @@ def report(args, data, results, latency, started):
     def ratio(a, b):
         return None if a is None or b is None or b == 0 else a / b
 
+    def paired(name, other, key):
+        """Median over rounds of name's figure over other's in the same round: on a noisy
+        machine, steadier than the ratio of the medians."""
+        a, b = results.get((name, main_set), []), results.get((other, main_set), [])
+        return median([ratio(x[key], y[key]) for x, y in zip(a, b)]) if other else None
+
     def ceiling(name):
         kind, conn = SERVERS[name]
         return f"null-{conn}" if conn and f"null-{conn}" in names else None
@@ -719,10 +727,10 @@ def report(args, data, results, latency, started):
             f"{m['cpu_backend']:.0f}) | {m['cores']:.2f} | {fmt(lat.get('p50'), '.2f')} / "
             f"{fmt(lat.get('p99'), '.2f')} | {m['rss_pdns'] / 1024:.0f} / {backend_rss} | "
             f"{m['servfail']} / {m['lost']} / {m['other']} | "
-            f"{fmt(ratio(m['qps'], g and g['qps']), '.2f')} | "
-            f"{fmt(ratio(m['qps'], b and b['qps']), '.2f')} | "
-            f"{fmt(ratio(m['qps'], cm and cm['qps']), '.2f')} | "
-            f"{fmt(ratio(m['cpu'], cm and cm['cpu']), '.2f')} |")
+            f"{fmt(paired(n, 'gsqlite3', 'qps') if g else None, '.2f')} | "
+            f"{fmt(paired(n, 'bind', 'qps') if b else None, '.2f')} | "
+            f"{fmt(paired(n, ceil, 'qps') if cm else None, '.2f')} | "
+            f"{fmt(paired(n, ceil, 'cpu_us') if cm else None, '.2f')} |")
     if len(args.sets) > 1:
         lines.append("")
         lines.append("All query sets, QPS and CPU µs/q (SERVFAIL / lost):")
@@ -738,8 +746,9 @@ def report(args, data, results, latency, started):
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("CPU µs/q: CPU time of pdns (and its pipe children) and of the backend process "
-                 "over the queries answered. ×ceiling: against null_backend on the same "
-                 "connector. RSS of the pipe backend is the sum over its processes.")
+                 "over the queries answered. Ratios are medians of the per-round ratios; "
+                 "×ceiling is against null_backend on the same connector. RSS of the pipe "
+                 "backend is the sum over its processes.")
     return "\n".join(lines) + "\n"
 
 
@@ -771,6 +780,9 @@ def parse_args():
                    help="query sets, the first one gets the full table (hits, mix, full)")
     p.add_argument("--check-samples", type=int, default=20,
                    help="questions per query set compared across servers before measuring")
+    p.add_argument("--other-backend", action="append", default=[], metavar="LABEL=PATH",
+                   help="also measure this smimea-backend binary (another build, say) as "
+                        "servers LABEL-unix and LABEL-pipe, in the same rounds (repeatable)")
     p.add_argument("--pdns-setting", action="append", default=[],
                    help="extra pdns.conf line for every server (repeatable)")
     p.add_argument("--ready-timeout", type=int, default=600, help="seconds for pdns to load")
@@ -781,6 +793,15 @@ def parse_args():
     if " " in str(args.build) + args.workdir:
         p.error("--build and --workdir must not contain spaces (pdns splits the pipe command)")
     args.servers = [s for s in args.servers.split(",") if s]
+    args.backend_binaries = {}
+    for spec in args.other_backend:
+        label, _, path = spec.partition("=")
+        if not label or not os.access(path, os.X_OK) or " " in path:
+            p.error(f"--other-backend {spec}: expected LABEL=PATH of an executable")
+        for conn in ("unix", "pipe"):
+            SERVERS[f"{label}-{conn}"] = ("smimea", conn)
+            args.backend_binaries[f"{label}-{conn}"] = pathlib.Path(path).resolve()
+            args.servers.append(f"{label}-{conn}")
     args.sets = [s for s in args.sets.split(",") if s]
     for s in args.servers:
         if s not in SERVERS:
