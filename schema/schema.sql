@@ -1,4 +1,4 @@
--- SMIMEA certificate store, schema version 2 (the full schema of a new store).
+-- SMIMEA certificate store, schema version 3 (the full schema of a new store).
 -- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
 -- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
 --
@@ -14,7 +14,9 @@ CREATE TABLE zones (
   serial          INTEGER NOT NULL CHECK (serial BETWEEN 0 AND 4294967295),
   notified_serial INTEGER,                            -- NULL: never notified
   created_at      INTEGER NOT NULL,                   -- seconds since the epoch
-  updated_at      INTEGER NOT NULL
+  updated_at      INTEGER NOT NULL,
+  -- Version 3. master: pdns NOTIFYs secondaries when the serial moves; native: it does not.
+  kind            TEXT    NOT NULL DEFAULT 'master' CHECK (kind IN ('master', 'native'))
 );
 
 CREATE TABLE certificates (
@@ -73,4 +75,14 @@ CREATE TABLE domain_metadata (
 );
 CREATE INDEX idx_domain_metadata_zone_kind ON domain_metadata (zone_id, kind);
 
-PRAGMA user_version = 2;
+-- Zone transfer (version 3): TSIG keys for pdnsutil generate-tsig-key / import-tsig-key and the
+-- TSIG-ALLOW-AXFR metadata. Names and algorithms lower-case, without the trailing dot. Secret:
+-- base64, as pdns hands it over; protect the store file (see docs/transfer.md).
+CREATE TABLE tsig_keys (
+  id        INTEGER PRIMARY KEY,
+  name      TEXT    NOT NULL UNIQUE,
+  algorithm TEXT    NOT NULL,
+  secret    TEXT    NOT NULL
+);
+
+PRAGMA user_version = 3;

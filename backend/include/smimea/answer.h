@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -49,6 +50,37 @@ struct ZoneEntry {
   std::string fqdn;  // "example.com."
 };
 
+class Answerer;
+
+// A zone's records for a transfer (pdns's list), pulled one at a time: the SOA and the NS set
+// (authoritative zones), then every SMIMEA record in owner order. All of it comes from one
+// read transaction of the Answerer's store, opened by Answerer::open_listing() and ended when
+// the ZoneListing is destroyed: smimea-ctl's commits meanwhile are not seen, and memory does
+// not grow with the zone. Until then the Answerer and its Store see that snapshot too, and
+// cannot open another listing. Not thread-safe; must not outlive its Answerer.
+class ZoneListing {
+ public:
+  ~ZoneListing();
+  ZoneListing(const ZoneListing&) = delete;
+  ZoneListing& operator=(const ZoneListing&) = delete;
+
+  // Sends the next record to sink; false (and nothing sent) at the end.
+  Result<bool> next(RecordSink& sink);
+  const ZoneEntry& zone() const { return zone_; }
+
+ private:
+  friend class Answerer;
+  ZoneListing(Store& store, const Config& config, ZoneEntry zone,
+              std::unique_ptr<ZoneCursor> cursor);
+
+  Store& store_;
+  const Config& config_;
+  ZoneEntry zone_;
+  std::unique_ptr<ZoneCursor> cursor_;
+  std::size_t position_ = 0;  // 0: SOA, 1..n: NS, then the cursor
+  std::string name_;          // the current owner name
+};
+
 class Answerer {
  public:
   // Both must outlive the Answerer.
@@ -67,6 +99,10 @@ class Answerer {
   // Every record of the zone (AXFR order: SOA first; the closing SOA is pdns's job).
   // NotFound if there is no such zone.
   Status list(std::int64_t zone_id, RecordSink& sink);
+
+  // The same records, to be pulled one by one (see ZoneListing). Reloads the zone table in
+  // the listing's snapshot first. NotFound if there is no such zone.
+  Result<std::unique_ptr<ZoneListing>> open_listing(std::int64_t zone_id);
 
   // The zone table as of the last refresh(), sorted by name.
   const std::vector<ZoneEntry>& zones() const { return zones_; }

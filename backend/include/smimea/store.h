@@ -21,7 +21,7 @@
 namespace smimea {
 
 // Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 enum class ZoneMode : std::uint8_t {
   kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
@@ -30,10 +30,18 @@ enum class ZoneMode : std::uint8_t {
 std::string_view zone_mode_name(ZoneMode mode);
 std::optional<ZoneMode> parse_zone_mode(std::string_view name);
 
+// What pdns is told about an authoritative zone (domaininfo "kind"). With primary=yes, pdns
+// sends NOTIFY to the secondaries of master zones when their serial moves; native zones are
+// replicated by other means (or by the secondaries' SOA refresh). Both can be transferred.
+enum class ZoneKind : std::uint8_t { kMaster = 0, kNative = 1 };
+std::string_view zone_kind_name(ZoneKind kind);  // "master", "native"
+std::optional<ZoneKind> parse_zone_kind(std::string_view name);
+
 struct Zone {
   std::int64_t id = -1;
   std::string name;  // lower-case A-labels, no trailing dot
   ZoneMode mode = ZoneMode::kAuthoritative;
+  ZoneKind kind = ZoneKind::kMaster;
   std::uint32_t serial = 0;
   std::int64_t notified_serial = -1;  // -1: never notified
   bool has_records = false;           // at least one SMIMEA record
@@ -53,6 +61,17 @@ class RecordVisitor {
  public:
   virtual ~RecordVisitor() = default;
   virtual void visit(const RecordView& record) = 0;
+};
+
+// A zone's records pulled one at a time, in list_zone()'s order, from the read snapshot of the
+// Store that opened it. It holds that Store's list statement: at most one cursor per Store, and
+// the Store must outlive it. Destroying it ends the statement (and the read, unless the Store
+// is inside begin_read()).
+class ZoneCursor {
+ public:
+  virtual ~ZoneCursor() = default;
+  // The next record into *record (valid until the next call), or false at the end.
+  virtual Result<bool> next(RecordView* record) = 0;
 };
 
 // A certificate as smimea-ctl adds it: everything computed before the transaction starts.
@@ -140,6 +159,16 @@ class Store {
   // Visits every record of a zone, ordered by owner, from one consistent snapshot.
   Status list_zone(std::int64_t zone_id, RecordVisitor& visitor);
 
+  // The same records as list_zone(), pulled one by one (a zone transfer of any size without
+  // holding it in memory). See ZoneCursor.
+  Result<std::unique_ptr<ZoneCursor>> open_zone_cursor(std::int64_t zone_id);
+
+  // A read transaction: every read until end_read() sees one snapshot of the store, whatever
+  // smimea-ctl commits meanwhile (a zone transfer reads its zone table and its records in
+  // one). Conflict if one is open. A read-only (query_only) Store may use it.
+  Status begin_read();
+  void end_read() noexcept;
+
   // Zone by exact (normalised) name; NotFound if absent.
   Result<Zone> find_zone(std::string_view name);
 
@@ -155,7 +184,9 @@ class Store {
   Status commit();
   void rollback() noexcept;
 
-  Result<Zone> add_zone(std::string_view name, ZoneMode mode);
+  Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind = ZoneKind::kMaster);
+  // Sets a zone's kind; NotFound if there is no such zone. The serial does not move.
+  Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind);
   // Refuses (Conflict) a zone that still has certificates unless force is set; with force the
   // certificates go too. Returns the number of certificates removed.
   Result<int> remove_zone(std::string_view name, bool force);

@@ -222,32 +222,69 @@ Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const 
 }
 
 Status Answerer::list(std::int64_t zone_id, RecordSink& sink) {
-  SMIMEA_RETURN_IF_ERROR(refresh());
-  const ZoneEntry* zone = find_zone_by_id(zone_id);
-  if (zone == nullptr)
-    return Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
-  if (zone->zone.mode == ZoneMode::kAuthoritative) {
-    sink.add_text(zone->fqdn, "SOA", config_.soa.ttl, zone_id, zone->soa_content);
-    for (const std::string& ns : config_.nameservers) {
-      sink.add_text(zone->fqdn, "NS", config_.ns_ttl, zone_id, ns);
-    }
+  auto listing = open_listing(zone_id);
+  if (!listing.ok()) return listing.status();
+  for (;;) {
+    auto more = (*listing)->next(sink);
+    if (!more.ok()) return more.status();
+    if (!*more) return Status();
   }
-  class ListVisitor : public RecordVisitor {
-   public:
-    ListVisitor(const ZoneEntry& z, RecordSink& s) : zone_(z), sink_(s) {}
-    void visit(const RecordView& rr) override {
-      name_.clear();
-      append_hex(name_, rr.owner->data(), rr.owner->size());
-      name_ += zone_.owner_suffix;
-      sink_.add_smimea(name_, zone_.zone.id, rr);
-    }
+}
 
-   private:
-    const ZoneEntry& zone_;
-    RecordSink& sink_;
-    std::string name_;
-  } visitor(*zone, sink);
-  return store_.list_zone(zone_id, visitor);
+Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id) {
+  SMIMEA_RETURN_IF_ERROR(store_.begin_read());
+  // The zone table and the records come from the same snapshot, so a listing never pairs an
+  // old SOA serial with newer records.
+  Status s = refresh();
+  const ZoneEntry* zone = s.ok() ? find_zone_by_id(zone_id) : nullptr;
+  if (s.ok() && zone == nullptr) {
+    s = Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
+  }
+  if (!s.ok()) {
+    store_.end_read();
+    return s;
+  }
+  auto cursor = store_.open_zone_cursor(zone_id);
+  if (!cursor.ok()) {
+    store_.end_read();
+    return cursor.status();
+  }
+  return std::unique_ptr<ZoneListing>(
+      new ZoneListing(store_, config_, *zone, std::move(cursor).value()));
+}
+
+ZoneListing::ZoneListing(Store& store, const Config& config, ZoneEntry zone,
+                         std::unique_ptr<ZoneCursor> cursor)
+    : store_(store), config_(config), zone_(std::move(zone)), cursor_(std::move(cursor)) {
+  // Overlay zones have no SOA or NS of ours.
+  if (zone_.zone.mode != ZoneMode::kAuthoritative) position_ = 1 + config_.nameservers.size();
+}
+
+ZoneListing::~ZoneListing() {
+  cursor_.reset();  // the statement first, then the transaction it reads in
+  store_.end_read();
+}
+
+Result<bool> ZoneListing::next(RecordSink& sink) {
+  const std::int64_t id = zone_.zone.id;
+  if (position_ == 0) {
+    ++position_;
+    sink.add_text(zone_.fqdn, "SOA", config_.soa.ttl, id, zone_.soa_content);
+    return true;
+  }
+  if (position_ <= config_.nameservers.size()) {
+    sink.add_text(zone_.fqdn, "NS", config_.ns_ttl, id, config_.nameservers[position_ - 1]);
+    ++position_;
+    return true;
+  }
+  RecordView rr;
+  auto more = cursor_->next(&rr);
+  if (!more.ok() || !*more) return more;
+  name_.clear();
+  append_hex(name_, rr.owner->data(), rr.owner->size());
+  name_ += zone_.owner_suffix;
+  sink.add_smimea(name_, id, rr);
+  return true;
 }
 
 }  // namespace smimea

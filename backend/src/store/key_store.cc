@@ -34,7 +34,8 @@ std::string normalize_zone(std::string_view zone) {
 struct KeyStore::Impl {
   DbPtr db;  // declared first: the statements below are finalised before it closes
   Statement find_zone, get_keys, add_key, remove_key, set_active, set_published, get_all_meta,
-      get_meta, delete_meta, insert_meta, bump_serial, neighbours, first_owner;
+      get_meta, delete_meta, insert_meta, bump_serial, neighbours, first_owner, set_notified,
+      get_tsig, get_tsigs, set_tsig, delete_tsig;
 
   Status exec(const char* sql, std::string_view what) {
     if (sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -77,8 +78,7 @@ Status KeyStore::open() {
   const std::int64_t v = version.int64(0);
   if (v != kSchemaVersion) {
     return Status::store_error(path_, "store is at schema version " + std::to_string(v) +
-                                          ", this program needs " +
-                                          std::to_string(kSchemaVersion) +
+                                          ", this program needs " + std::to_string(kSchemaVersion) +
                                           (v < kSchemaVersion ? ": run smimea-ctl init" : ""));
   }
   SMIMEA_RETURN_IF_ERROR(impl->exec("PRAGMA foreign_keys=ON", path_ + ": configure connection"));
@@ -90,8 +90,7 @@ Result<std::int64_t> KeyStore::find_zone(std::string_view zone) {
   SMIMEA_RETURN_IF_ERROR(open());
   const std::string name = normalize_zone(zone);
   Statement& s = impl_->find_zone;
-  SMIMEA_RETURN_IF_ERROR(
-      s.prepare(impl_->db.get(), "SELECT id, mode FROM zones WHERE name = ?1"));
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), "SELECT id, mode FROM zones WHERE name = ?1"));
   s.bind_text(1, name);
   const int rc = s.step();
   const std::int64_t id = rc == SQLITE_ROW ? s.int64(0) : -1;
@@ -240,8 +239,7 @@ Status KeyStore::set_key_active(std::string_view zone, std::int64_t id, bool act
   const std::int64_t value = active ? 1 : 0;
   Status s = change_key(impl_->db.get(), impl_->set_active,
                         "UPDATE domain_keys SET active = ?3 WHERE zone_id = ?1 AND id = ?2",
-                        *zone_id, id, &value,
-                        normalize_zone(zone) + " key " + std::to_string(id));
+                        *zone_id, id, &value, normalize_zone(zone) + " key " + std::to_string(id));
   if (s.ok()) s = bump_serial(*zone_id);
   return write_end(std::move(s));
 }
@@ -253,8 +251,7 @@ Status KeyStore::set_key_published(std::string_view zone, std::int64_t id, bool 
   const std::int64_t value = published ? 1 : 0;
   Status s = change_key(impl_->db.get(), impl_->set_published,
                         "UPDATE domain_keys SET published = ?3 WHERE zone_id = ?1 AND id = ?2",
-                        *zone_id, id, &value,
-                        normalize_zone(zone) + " key " + std::to_string(id));
+                        *zone_id, id, &value, normalize_zone(zone) + " key " + std::to_string(id));
   if (s.ok()) s = bump_serial(*zone_id);
   return write_end(std::move(s));
 }
@@ -263,9 +260,9 @@ Result<DomainMetadata> KeyStore::get_all_domain_metadata(std::string_view zone) 
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   Statement& s = impl_->get_all_meta;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(
-      impl_->db.get(),
-      "SELECT kind, content FROM domain_metadata WHERE zone_id = ?1 ORDER BY kind, id"));
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(),
+                "SELECT kind, content FROM domain_metadata WHERE zone_id = ?1 ORDER BY kind, id"));
   s.bind(1, *zone_id);
   DomainMetadata meta;
   int rc;
@@ -313,9 +310,9 @@ Status KeyStore::set_domain_metadata(std::string_view zone, std::string_view kin
     if (rc != SQLITE_DONE) return impl_->error(what);
     Statement& ins = impl_->insert_meta;
     for (const std::string& value : values) {
-      SMIMEA_RETURN_IF_ERROR(ins.prepare(
-          impl_->db.get(),
-          "INSERT INTO domain_metadata (zone_id, kind, content) VALUES (?1, ?2, ?3)"));
+      SMIMEA_RETURN_IF_ERROR(
+          ins.prepare(impl_->db.get(),
+                      "INSERT INTO domain_metadata (zone_id, kind, content) VALUES (?1, ?2, ?3)"));
       ins.bind(1, *zone_id);
       ins.bind_text(2, kind);
       ins.bind_text(3, value);
@@ -324,6 +321,108 @@ Status KeyStore::set_domain_metadata(std::string_view zone, std::string_view kin
       if (rc != SQLITE_DONE) return impl_->error(what);
     }
     return bump_serial(*zone_id);
+  }();
+  return write_end(std::move(s));
+}
+
+Status KeyStore::set_notified(std::int64_t zone_id, std::uint32_t serial) {
+  SMIMEA_RETURN_IF_ERROR(open());
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  Status s = [&] {
+    const std::string what = "set notified serial of zone id " + std::to_string(zone_id);
+    Statement& st = impl_->set_notified;
+    SMIMEA_RETURN_IF_ERROR(
+        st.prepare(impl_->db.get(), "UPDATE zones SET notified_serial = ?2 WHERE id = ?1"));
+    st.bind(1, zone_id);
+    st.bind(2, static_cast<std::int64_t>(serial));
+    const int rc = st.step();
+    st.reset();
+    if (rc != SQLITE_DONE) return impl_->error(what);
+    if (sqlite3_changes(impl_->db.get()) == 0) return Status::not_found(what, "no such zone");
+    return Status();
+  }();
+  return write_end(std::move(s));
+}
+
+Result<TsigKey> KeyStore::get_tsig_key(std::string_view name) {
+  SMIMEA_RETURN_IF_ERROR(open());
+  const std::string key_name = normalize_zone(name);
+  Statement& s = impl_->get_tsig;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), "SELECT name, algorithm, secret FROM tsig_keys WHERE name = ?1"));
+  s.bind_text(1, key_name);
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) {
+    s.reset();
+    return Status::not_found("tsig key " + key_name, "no such key");
+  }
+  if (rc != SQLITE_ROW) {
+    Status error = impl_->error("get tsig key " + key_name);
+    s.reset();
+    return error;
+  }
+  TsigKey key{std::string(s.text(0)), std::string(s.text(1)), std::string(s.text(2))};
+  s.reset();
+  return key;
+}
+
+Result<std::vector<TsigKey>> KeyStore::get_tsig_keys() {
+  SMIMEA_RETURN_IF_ERROR(open());
+  Statement& s = impl_->get_tsigs;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), "SELECT name, algorithm, secret FROM tsig_keys ORDER BY name"));
+  std::vector<TsigKey> keys;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    keys.push_back({std::string(s.text(0)), std::string(s.text(1)), std::string(s.text(2))});
+  }
+  if (rc != SQLITE_DONE) {
+    Status error = impl_->error("get tsig keys");
+    s.reset();
+    return error;
+  }
+  s.reset();
+  return keys;
+}
+
+Status KeyStore::set_tsig_key(const TsigKey& key) {
+  const std::string name = normalize_zone(key.name);
+  const std::string algorithm = normalize_zone(key.algorithm);
+  // The secret is not part of any message.
+  if (name.empty()) return Status::invalid_argument("tsig key", "empty key name");
+  if (algorithm.empty()) return Status::invalid_argument("tsig key " + name, "empty algorithm");
+  if (key.secret.empty()) return Status::invalid_argument("tsig key " + name, "empty secret");
+  SMIMEA_RETURN_IF_ERROR(open());
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  Status s = [&] {
+    Statement& st = impl_->set_tsig;
+    SMIMEA_RETURN_IF_ERROR(st.prepare(impl_->db.get(),
+                                      "INSERT INTO tsig_keys (name, algorithm, secret) "
+                                      "VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
+                                      "algorithm = excluded.algorithm, secret = excluded.secret"));
+    st.bind_text(1, name);
+    st.bind_text(2, algorithm);
+    st.bind_text(3, key.secret);
+    const int rc = st.step();
+    st.reset();
+    if (rc != SQLITE_DONE) return impl_->error("set tsig key " + name);
+    return Status();
+  }();
+  return write_end(std::move(s));
+}
+
+Status KeyStore::delete_tsig_key(std::string_view name) {
+  const std::string key_name = normalize_zone(name);
+  SMIMEA_RETURN_IF_ERROR(open());
+  SMIMEA_RETURN_IF_ERROR(write_begin());
+  Status s = [&] {
+    Statement& st = impl_->delete_tsig;
+    SMIMEA_RETURN_IF_ERROR(st.prepare(impl_->db.get(), "DELETE FROM tsig_keys WHERE name = ?1"));
+    st.bind_text(1, key_name);
+    const int rc = st.step();
+    st.reset();
+    if (rc != SQLITE_DONE) return impl_->error("delete tsig key " + key_name);
+    return Status();
   }();
   return write_end(std::move(s));
 }

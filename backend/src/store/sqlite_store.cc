@@ -23,6 +23,16 @@ std::optional<ZoneMode> parse_zone_mode(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view zone_kind_name(ZoneKind kind) {
+  return kind == ZoneKind::kNative ? "native" : "master";
+}
+
+std::optional<ZoneKind> parse_zone_kind(std::string_view name) {
+  if (name == "master") return ZoneKind::kMaster;
+  if (name == "native") return ZoneKind::kNative;
+  return std::nullopt;
+}
+
 namespace {
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -81,7 +91,9 @@ struct Store::Impl {
   Statement data_version_stmt;
   // Everything else, prepared on first use.
   Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
-      rrset_size, insert_record, bump_serial;
+      rrset_size, insert_record, bump_serial, set_kind;
+  bool cursor_open = false;  // list_zone is held by a ZoneCursor
+  bool in_read = false;      // inside begin_read()
 
   // add_certificate() is all or nothing within the command's transaction.
   Statement savepoint, release_savepoint;
@@ -223,7 +235,7 @@ Status Store::load_zones(std::vector<Zone>* zones) {
   SMIMEA_RETURN_IF_ERROR(s.prepare(
       impl_->db.get(),
       "SELECT id, name, mode, serial, notified_serial, "
-      "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id) FROM zones z ORDER BY name"));
+      "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id), kind FROM zones z ORDER BY name"));
   std::vector<Zone> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
@@ -234,6 +246,7 @@ Status Store::load_zones(std::vector<Zone>* zones) {
     z.serial = static_cast<std::uint32_t>(s.int64(3));
     z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
     z.has_records = s.int64(5) != 0;
+    z.kind = parse_zone_kind(s.text(6)).value_or(ZoneKind::kMaster);
     out.push_back(std::move(z));
   }
   s.reset();
@@ -242,8 +255,63 @@ Status Store::load_zones(std::vector<Zone>* zones) {
   return Status();
 }
 
-Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
+namespace {
+
+// Steps the list statement one row per next(). The statement's read lasts from the first step
+// to the reset: the whole transfer sees one snapshot, however long pdns takes to send it.
+class SqliteZoneCursor final : public ZoneCursor {
+ public:
+  SqliteZoneCursor(sqlite3* db, Statement& stmt, bool& open_flag)
+      : db_(db), stmt_(stmt), open_flag_(open_flag) {
+    open_flag_ = true;
+  }
+  ~SqliteZoneCursor() override {
+    stmt_.reset();
+    open_flag_ = false;
+  }
+  SqliteZoneCursor(const SqliteZoneCursor&) = delete;
+  SqliteZoneCursor& operator=(const SqliteZoneCursor&) = delete;
+
+  Result<bool> next(RecordView* record) override {
+    while (!done_) {
+      const int rc = stmt_.step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) {
+        Status error = sqlite_error(db_, "list zone");
+        done_ = true;
+        stmt_.reset();
+        return error;
+      }
+      if (stmt_.bytes(0) != owner_.size()) continue;  // the CHECK constraint rules this out
+      std::copy(stmt_.blob(0), stmt_.blob(0) + owner_.size(), owner_.begin());
+      record->owner = &owner_;
+      record->params =
+          RecordParams{static_cast<Usage>(stmt_.int64(1)), static_cast<Selector>(stmt_.int64(2)),
+                       static_cast<MatchingType>(stmt_.int64(3))};
+      record->ttl = static_cast<std::uint32_t>(stmt_.int64(4));
+      record->data = stmt_.blob(5);
+      record->size = stmt_.bytes(5);
+      return true;
+    }
+    done_ = true;
+    stmt_.reset();  // ends the read now, not when the cursor goes
+    return false;
+  }
+
+ private:
+  sqlite3* db_;
+  Statement& stmt_;
+  bool& open_flag_;
+  OwnerHash owner_{};
+  bool done_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ZoneCursor>> Store::open_zone_cursor(std::int64_t zone_id) {
+  if (impl_->cursor_open) return Status::conflict("list zone", "a zone listing is already open");
   Statement& s = impl_->list_zone;
+  // (zone_id, owner) index order, rowid last: no sort, rows come as the index is walked.
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT owner, usage, selector, matching_type, ttl, data "
                                    "FROM records r WHERE zone_id = ?1 AND NOT EXISTS ("
@@ -252,31 +320,47 @@ Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
                                    "d.selector = r.selector AND d.matching_type = "
                                    "r.matching_type AND d.data = r.data) ORDER BY owner, id"));
   s.bind(1, zone_id);
-  OwnerHash owner{};
+  return std::unique_ptr<ZoneCursor>(new SqliteZoneCursor(impl_->db.get(), s, impl_->cursor_open));
+}
+
+Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
+  auto cursor = open_zone_cursor(zone_id);
+  if (!cursor.ok()) return cursor.status();
   RecordView view;
-  view.owner = &owner;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    if (s.bytes(0) != owner.size()) continue;  // the CHECK constraint makes this impossible
-    std::copy(s.blob(0), s.blob(0) + owner.size(), owner.begin());
-    view.params = RecordParams{static_cast<Usage>(s.int64(1)), static_cast<Selector>(s.int64(2)),
-                               static_cast<MatchingType>(s.int64(3))};
-    view.ttl = static_cast<std::uint32_t>(s.int64(4));
-    view.data = s.blob(5);
-    view.size = s.bytes(5);
+  for (;;) {
+    auto more = (*cursor)->next(&view);
+    if (!more.ok()) return more.status();
+    if (!*more) return Status();
     visitor.visit(view);
   }
-  s.reset();
-  if (rc != SQLITE_DONE) return impl_->error("list zone");
+}
+
+Status Store::begin_read() {
+  if (impl_->in_read) return Status::conflict("begin read", "a read transaction is open");
+  if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
+    return Status::conflict("begin read", "a transaction is open");
+  }
+  // DEFERRED: the snapshot is taken by the first read and kept until end_read().
+  SMIMEA_RETURN_IF_ERROR(exec(impl_->db.get(), "BEGIN DEFERRED", "begin read"));
+  impl_->in_read = true;
   return Status();
+}
+
+void Store::end_read() noexcept {
+  if (!impl_->in_read) return;
+  impl_->in_read = false;
+  if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
+    sqlite3_exec(impl_->db.get(), "COMMIT", nullptr, nullptr, nullptr);
+  }
 }
 
 Result<Zone> Store::find_zone(std::string_view name) {
   Statement& s = impl_->find_zone;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(
-      impl_->db.get(),
-      "SELECT id, name, mode, serial, notified_serial, "
-      "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id) FROM zones z WHERE name = ?1"));
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(),
+                "SELECT id, name, mode, serial, notified_serial, "
+                "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id), kind FROM zones z "
+                "WHERE name = ?1"));
   s.bind_text(1, name);
   const int rc = s.step();
   if (rc == SQLITE_DONE) {
@@ -291,6 +375,7 @@ Result<Zone> Store::find_zone(std::string_view name) {
   z.serial = static_cast<std::uint32_t>(s.int64(3));
   z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
   z.has_records = s.int64(5) != 0;
+  z.kind = parse_zone_kind(s.text(6)).value_or(ZoneKind::kMaster);
   s.reset();
   return z;
 }
@@ -394,19 +479,36 @@ void Store::rollback() noexcept {
   }
 }
 
-Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode) {
+Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind) {
   auto existing = find_zone(name);
   if (existing.ok()) return Status::conflict(std::string(name), "zone already exists");
   if (!existing.status().is_not_found()) return existing.status();
   Statement& s = impl_->add_zone;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
-                                   "INSERT INTO zones (name, mode, serial, created_at, updated_at) "
-                                   "VALUES (?1, ?2, ?3, ?3, ?3)"));
+                                   "INSERT INTO zones (name, mode, serial, created_at, "
+                                   "updated_at, kind) VALUES (?1, ?2, ?3, ?3, ?3, ?4)"));
   s.bind_text(1, name);
   const std::string_view mode_name = zone_mode_name(mode);
   s.bind_text(2, mode_name);
   s.bind(3, now_seconds());
+  const std::string_view kind_name = zone_kind_name(kind);
+  s.bind_text(4, kind_name);
   if (s.step() != SQLITE_DONE) return impl_->error("add zone " + std::string(name));
+  return find_zone(name);
+}
+
+Result<Zone> Store::set_zone_kind(std::string_view name, ZoneKind kind) {
+  auto zone = find_zone(name);
+  if (!zone.ok()) return zone.status();
+  Statement& s = impl_->set_kind;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), "UPDATE zones SET kind = ?2, updated_at = ?3 WHERE id = ?1"));
+  s.bind(1, zone->id);
+  const std::string_view kind_name = zone_kind_name(kind);
+  s.bind_text(2, kind_name);
+  s.bind(3, now_seconds());
+  if (s.step() != SQLITE_DONE) return impl_->error("set kind of zone " + std::string(name));
+  s.reset();
   return find_zone(name);
 }
 

@@ -1,6 +1,7 @@
 // KeyStore: DNSSEC keys, domain metadata and transactions in the store, as PowerDNS's key and
-// metadata calls use them; the owner reads of plain NSEC; and the version-1 store fixture
-// migrating to version 2 with its data intact. Raw SQL (sqlite3.h) inspects files
+// metadata calls use them; the owner reads of plain NSEC; the notified serial and TSIG keys of
+// zone transfer; and the old store fixtures (versions 1 and 2) migrating to the current
+// version with their data intact. Raw SQL (sqlite3.h) inspects files
 // independently of the code under test.
 #include "smimea/key_store.h"
 
@@ -129,8 +130,7 @@ TEST_F(KeyStoreTest, ActivatePublishRemove) {
   // A key id of another zone, or no key at all: NotFound, nothing changes.
   EXPECT_EQ(keys_.set_key_active("_smimecert.example.org", *id, true).code(),
             Status::Code::kNotFound);
-  EXPECT_EQ(keys_.remove_domain_key("_smimecert.example.org", *id).code(),
-            Status::Code::kNotFound);
+  EXPECT_EQ(keys_.remove_domain_key("_smimecert.example.org", *id).code(), Status::Code::kNotFound);
   EXPECT_EQ(keys_.remove_domain_key("example.com", *id + 100).code(), Status::Code::kNotFound);
   EXPECT_EQ(raw_int(store_.path(), "SELECT count(*) FROM domain_keys"), 1);
 
@@ -149,8 +149,7 @@ TEST_F(KeyStoreTest, UnknownAndOverlayZonesAreRefused) {
   // Key material never appears in a message.
   EXPECT_EQ(overlay.status().message().find("PrivateKey"), std::string::npos);
   EXPECT_EQ(keys_.get_domain_keys("example.net").status().code(), Status::Code::kConflict);
-  EXPECT_EQ(keys_.get_all_domain_metadata("example.net").status().code(),
-            Status::Code::kConflict);
+  EXPECT_EQ(keys_.get_all_domain_metadata("example.net").status().code(), Status::Code::kConflict);
   EXPECT_EQ(keys_.get_domain_metadata("nope.example", "NSEC3PARAM").status().code(),
             Status::Code::kNotFound);
   EXPECT_EQ(keys_.set_domain_metadata("example.net", "NSEC3NARROW", {"1"}).code(),
@@ -162,8 +161,9 @@ TEST_F(KeyStoreTest, UnknownAndOverlayZonesAreRefused) {
 TEST_F(KeyStoreTest, MetadataSetGetDelete) {
   ASSERT_TRUE(keys_.set_domain_metadata("example.com.", "NSEC3PARAM", {"1 0 0 -"}).ok());
   ASSERT_TRUE(keys_.set_domain_metadata("example.com", "NSEC3NARROW", {"1"}).ok());
-  ASSERT_TRUE(keys_.set_domain_metadata("example.com", "ALSO-NOTIFY",
-                                        {"192.0.2.1", "192.0.2.2:5300", "192.0.2.3"})
+  ASSERT_TRUE(keys_
+                  .set_domain_metadata("example.com", "ALSO-NOTIFY",
+                                       {"192.0.2.1", "192.0.2.2:5300", "192.0.2.3"})
                   .ok());
   auto all = keys_.get_all_domain_metadata("example.com");
   ASSERT_TRUE(all.ok()) << all.status().message();
@@ -304,10 +304,10 @@ TEST_F(KeyStoreTest, OwnerNeighboursReadTheIndexInOrder) {
   ASSERT_EQ(store_.add(zone, new_certificate("ed25519.pem", "carol@example.com")), 1);
   // The owners from coreutils: printf alice | sha256sum; printf carol | sha256sum.
   OwnerHash alice{}, carol{};
-  ASSERT_TRUE(decode_hex("2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db",
-                         alice.data(), alice.size()));
-  ASSERT_TRUE(decode_hex("4c26d9074c27d89ede59270c0ac14b71e071b15239519f75474b2f3b",
-                         carol.data(), carol.size()));
+  ASSERT_TRUE(decode_hex("2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db", alice.data(),
+                         alice.size()));
+  ASSERT_TRUE(decode_hex("4c26d9074c27d89ede59270c0ac14b71e071b15239519f75474b2f3b", carol.data(),
+                         carol.size()));
   auto first = keys_.first_owner(zone.id);
   ASSERT_TRUE(first.ok() && first->has_value());
   EXPECT_EQ(**first, alice);
@@ -358,7 +358,10 @@ TEST(KeyStoreMigration, VersionOneFixtureMigratesWithItsData) {
   auto before = Store::init(path);
   ASSERT_TRUE(before.ok()) << before.status().message();
   EXPECT_EQ(*before, 1);
-  EXPECT_EQ(raw_int(path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(raw_int(path, "PRAGMA user_version"), kSchemaVersion);
+  // Version 3: every zone is a master zone, and there are no TSIG keys yet.
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM zones WHERE kind = 'master'"), 3);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM tsig_keys"), 0);
   EXPECT_EQ(raw_int(path, "SELECT count(*) FROM zones"), 3);
   EXPECT_EQ(raw_int(path, "SELECT count(*) FROM certificates"), 2);
   EXPECT_EQ(raw_int(path, "SELECT count(*) FROM records"), 2);
@@ -378,6 +381,136 @@ TEST(KeyStoreMigration, VersionOneFixtureMigratesWithItsData) {
   auto again = Store::init(path);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, kSchemaVersion);
+}
+
+TEST(KeyStoreMigration, VersionTwoFixtureMigratesWithItsData) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  std::filesystem::copy_file(test::data_path("db/store-v2.db"), path);
+  ASSERT_EQ(raw_int(path, "PRAGMA user_version"), 2);
+  ASSERT_EQ(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'tsig_keys'"), 0);
+  {
+    auto old = Store::open(path, StoreOptions{});
+    ASSERT_FALSE(old.ok());
+    EXPECT_NE(old.status().message().find("smimea-ctl init"), std::string::npos);
+    KeyStore keys(path);
+    auto refused = keys.get_tsig_keys();
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("smimea-ctl init"), std::string::npos);
+  }
+  auto before = Store::init(path);
+  ASSERT_TRUE(before.ok()) << before.status().message();
+  EXPECT_EQ(*before, 2);
+  EXPECT_EQ(raw_int(path, "PRAGMA user_version"), kSchemaVersion);
+  // What version 2 held is still there.
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM zones"), 3);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM certificates"), 2);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM records"), 2);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM domain_keys"), 1);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM domain_metadata"), 2);
+  EXPECT_EQ(raw_int(path, "SELECT serial FROM zones WHERE name = 'example.com'"), 1795884383);
+  EXPECT_EQ(raw_int(path,
+                    "SELECT notified_serial FROM zones WHERE name = "
+                    "'_smimecert.example.org'"),
+            1795884000);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM zones WHERE kind = 'master'"), 3);
+
+  auto store = Store::open(path, StoreOptions{});
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  auto org = (*store)->find_zone("_smimecert.example.org");
+  ASSERT_TRUE(org.ok());
+  EXPECT_EQ(org->kind, ZoneKind::kMaster);
+  EXPECT_EQ(org->notified_serial, 1795884000);
+  KeyStore keys(path);
+  auto stored = keys.get_domain_keys("example.com");
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ(stored->front().flags, 257u);
+  EXPECT_EQ(stored->front().content.rfind("Private-key-format: v1.2\n", 0), 0u);
+  auto meta = keys.get_domain_metadata("example.com", "NSEC3PARAM");
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(*meta, std::vector<std::string>{"1 0 0 -"});
+  ASSERT_TRUE(keys.set_tsig_key({"k", "hmac-sha256", "c2VjcmV0"}).ok());
+  auto again = Store::init(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, kSchemaVersion);
+}
+
+// --- zone transfer ---
+
+TEST_F(KeyStoreTest, SetNotifiedWritesTheSerialWithoutMovingIt) {
+  const Zone before = store_.zone("example.com");
+  EXPECT_EQ(before.notified_serial, -1);
+  ASSERT_TRUE(keys_.set_notified(before.id, before.serial).ok());
+  const Zone after = store_.zone("example.com");
+  EXPECT_EQ(after.notified_serial, static_cast<std::int64_t>(before.serial));
+  EXPECT_EQ(after.serial, before.serial);
+  EXPECT_EQ(raw_int(store_.path(),
+                    "SELECT notified_serial FROM zones WHERE name = "
+                    "'example.com'"),
+            static_cast<std::int64_t>(before.serial));
+  // The full uint32 range round-trips.
+  ASSERT_TRUE(keys_.set_notified(before.id, 4294967295u).ok());
+  EXPECT_EQ(store_.zone("example.com").notified_serial, 4294967295);
+  // Other zones are untouched.
+  EXPECT_EQ(store_.zone("_smimecert.example.org").notified_serial, -1);
+  EXPECT_EQ(keys_.set_notified(987654, 1).code(), Status::Code::kNotFound);
+}
+
+TEST_F(KeyStoreTest, SetNotifiedInsidePdnsTransactionCommitsWithIt) {
+  const Zone zone = store_.zone("example.com");
+  ASSERT_TRUE(keys_.begin().ok());
+  ASSERT_TRUE(keys_.set_notified(zone.id, 42).ok());
+  ASSERT_TRUE(keys_.rollback().ok());
+  EXPECT_EQ(store_.zone("example.com").notified_serial, -1);
+}
+
+TEST_F(KeyStoreTest, TsigKeysRoundTrip) {
+  auto none = keys_.get_tsig_keys();
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(keys_.get_tsig_key("xfr").status().is_not_found());
+
+  // pdns names keys and algorithms as DNS names: any case, trailing dot.
+  ASSERT_TRUE(keys_.set_tsig_key({"XFR-Key.", "HMAC-SHA256.", "c2VjcmV0LW9uZQ=="}).ok());
+  ASSERT_TRUE(keys_.set_tsig_key({"another", "hmac-sha512", "c2VjcmV0LXR3bw=="}).ok());
+  auto one = keys_.get_tsig_key("xfr-key.");
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_EQ(one->name, "xfr-key");
+  EXPECT_EQ(one->algorithm, "hmac-sha256");
+  EXPECT_EQ(one->secret, "c2VjcmV0LW9uZQ==");
+  auto all = keys_.get_tsig_keys();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "another");
+  EXPECT_EQ((*all)[1].name, "xfr-key");
+
+  // Replaced by name.
+  ASSERT_TRUE(keys_.set_tsig_key({"xfr-key", "hmac-sha384", "bmV3LXNlY3JldA=="}).ok());
+  one = keys_.get_tsig_key("XFR-KEY");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->algorithm, "hmac-sha384");
+  EXPECT_EQ(one->secret, "bmV3LXNlY3JldA==");
+  EXPECT_EQ(raw_int(store_.path(), "SELECT count(*) FROM tsig_keys"), 2);
+
+  ASSERT_TRUE(keys_.delete_tsig_key("Xfr-Key.").ok());
+  EXPECT_TRUE(keys_.get_tsig_key("xfr-key").status().is_not_found());
+  ASSERT_TRUE(keys_.delete_tsig_key("xfr-key").ok());  // gone already: fine
+  EXPECT_EQ(raw_int(store_.path(), "SELECT count(*) FROM tsig_keys"), 1);
+  // Keys are not zone data: no serial moved.
+  EXPECT_EQ(store_.zone("example.com").serial, zones_[0].serial);
+}
+
+TEST_F(KeyStoreTest, TsigErrorsNeverShowTheSecret) {
+  const std::string secret = "dG9wLXNlY3JldC1tYXRlcmlhbA==";
+  const Status no_name = keys_.set_tsig_key({"", "hmac-sha256", secret});
+  EXPECT_EQ(no_name.code(), Status::Code::kInvalidArgument);
+  const Status no_algo = keys_.set_tsig_key({"k", "", secret});
+  EXPECT_EQ(no_algo.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(keys_.set_tsig_key({"k", "hmac-sha256", ""}).code(), Status::Code::kInvalidArgument);
+  for (const Status* s : {&no_name, &no_algo}) {
+    EXPECT_EQ(s->message().find(secret), std::string::npos) << s->message();
+  }
 }
 
 }  // namespace
