@@ -1,4 +1,4 @@
-// smimea-ctl zone add|list|remove
+// smimea-ctl zone add|list|remove|set-kind
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +11,7 @@ namespace {
 struct ZoneOptions {
   std::string name;
   std::string mode = "authoritative";
+  std::string kind = "master";
   bool force = false;
 };
 
@@ -38,19 +39,40 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
   auto mode = parse_zone_mode(opts.mode);
   if (!mode)
     return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
+  auto kind = parse_zone_kind(opts.kind);
+  if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
   return in_transaction(ctx, [&](Store& store) -> Status {
-    auto zone = store.add_zone(*name, *mode);
+    auto zone = store.add_zone(*name, *mode, *kind);
     if (!zone.ok()) return zone.status();
     if (ctx.json) {
       std::cout << nlohmann::json{{"zone", zone->name},
                                   {"id", zone->id},
                                   {"mode", zone_mode_name(zone->mode)},
+                                  {"kind", zone_kind_name(zone->kind)},
                                   {"serial", zone->serial}}
                        .dump()
                 << '\n';
     } else {
-      std::cout << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", serial "
-                << zone->serial << ")\n";
+      std::cout << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", "
+                << zone_kind_name(zone->kind) << ", serial " << zone->serial << ")\n";
+    }
+    return Status();
+  });
+}
+
+int zone_set_kind(Context& ctx, const ZoneOptions& opts) {
+  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
+  if (!name.ok()) return fail(name.status());
+  auto kind = parse_zone_kind(opts.kind);
+  if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
+  return in_transaction(ctx, [&](Store& store) -> Status {
+    auto zone = store.set_zone_kind(*name, *kind);
+    if (!zone.ok()) return zone.status();
+    if (ctx.json) {
+      std::cout << nlohmann::json{{"zone", zone->name}, {"kind", zone_kind_name(zone->kind)}}.dump()
+                << '\n';
+    } else {
+      std::cout << "zone " << zone->name << " is now " << zone_kind_name(zone->kind) << '\n';
     }
     return Status();
   });
@@ -85,13 +107,17 @@ int zone_list(Context& ctx) {
       out.push_back({{"zone", z.name},
                      {"id", z.id},
                      {"mode", zone_mode_name(z.mode)},
+                     {"kind", zone_kind_name(z.kind)},
                      {"serial", z.serial},
+                     {"notified_serial",
+                      z.notified_serial < 0 ? nlohmann::json() : nlohmann::json(z.notified_serial)},
                      {"has_records", z.has_records}});
     }
     std::cout << out.dump() << '\n';
   } else {
     for (const Zone& z : zones) {
-      std::cout << z.name << '\t' << zone_mode_name(z.mode) << "\tserial " << z.serial << '\n';
+      std::cout << z.name << '\t' << zone_mode_name(z.mode) << '\t' << zone_kind_name(z.kind)
+                << "\tserial " << z.serial << '\n';
     }
   }
   return kExitOk;
@@ -113,7 +139,20 @@ void add_zone_commands(CLI::App& app, Context& ctx) {
                   "names, another pdns backend owns the zone")
       ->check(CLI::IsMember({"authoritative", "overlay"}))
       ->default_str("authoritative");
+  add->add_option("--kind", opts->kind,
+                  "master: pdns (primary=yes) sends NOTIFY to the secondaries when the serial "
+                  "moves; native: no NOTIFY")
+      ->check(CLI::IsMember({"master", "native"}))
+      ->default_str("master");
   add->callback([&ctx, opts] { ctx.exit_code = zone_add(ctx, *opts); });
+
+  CLI::App* set_kind =
+      zone->add_subcommand("set-kind", "Make a zone master (NOTIFY on changes) or native");
+  set_kind->add_option("ZONE", opts->name, "Zone name")->required();
+  set_kind->add_option("KIND", opts->kind, "master or native")
+      ->required()
+      ->check(CLI::IsMember({"master", "native"}));
+  set_kind->callback([&ctx, opts] { ctx.exit_code = zone_set_kind(ctx, *opts); });
 
   CLI::App* list = zone->add_subcommand("list", "List the zones");
   list->callback([&ctx] { ctx.exit_code = zone_list(ctx); });
