@@ -17,8 +17,9 @@ Result<std::unique_ptr<Handler>> Handler::create(const Config& config) {
 Handler::Handler(const Config& config, std::unique_ptr<Store> store)
     : config_(config), store_(std::move(store)), answerer_(*store_, config) {}
 
-void Handler::handle(std::string_view line, std::string& out) {
+void Handler::handle(std::string_view line, std::string& out, ReplyStream* stream) {
   ++requests_;
+  stream_ = stream;
   // Nearly every request is a lookup: those skip building a JSON document.
   LookupRequest fast;
   if (parse_lookup_request(line, &fast)) {
@@ -54,25 +55,13 @@ void Handler::dispatch(const Request& req, std::string& out) {
   if (m == "list") return list(req, out);
   if (m == "directBackendCmd") return direct_backend_cmd(req, out);
   if (dispatch_dnssec(req, out)) return;
+  if (dispatch_transfer(req, out)) return;
   // Known methods this backend does not implement: a plain false.
-  static const char* const kUnsupported[] = {"getTSIGKey",
-                                             "getTSIGKeys",
-                                             "setTSIGKey",
-                                             "deleteTSIGKey",
-                                             "getUpdatedMasters",
-                                             "setNotified",
-                                             "feedRecord",
-                                             "feedEnts",
-                                             "feedEnts3",
-                                             "replaceRRSet",
-                                             "searchRecords",
-                                             "searchComments",
-                                             "getUnfreshSlaveInfos",
-                                             "setStale",
-                                             "setFresh",
-                                             "createSlaveDomain",
-                                             "superMasterBackend",
-                                             "createDomain"};
+  static const char* const kUnsupported[] = {
+      "feedRecord",           "feedEnts",           "feedEnts3",
+      "replaceRRSet",         "searchRecords",      "searchComments",
+      "getUnfreshSlaveInfos", "setStale",           "setFresh",
+      "createSlaveDomain",    "superMasterBackend", "createDomain"};
   for (const char* known : kUnsupported) {
     if (m == known) return write_result(out, false);
   }
@@ -116,13 +105,27 @@ void Handler::list(const Request& req, std::string& out) {
     if (zone == nullptr) return write_result(out, false);
     id = zone->zone.id;
   }
-  ReplyWriter writer(out);
-  writer.begin();
-  const Status s = answerer_.list(id, writer);
-  if (s.is_not_found()) return write_result(out, false);
-  if (!s.ok()) {
+  // One read transaction for the whole reply, records pulled one at a time and sent in
+  // pieces of ReplyWriter::kFlushBytes: a zone of any size in bounded memory.
+  auto listing = answerer_.open_listing(id);
+  if (!listing.ok()) {
+    if (listing.status().is_not_found()) return write_result(out, false);
     ++failures_;
-    return write_failure(out, "list " + std::string(zonename) + ": " + s.message());
+    return write_failure(out, "list " + std::string(zonename) + ": " + listing.status().message());
+  }
+  ReplyWriter writer(out, stream_);
+  writer.begin();
+  for (;;) {
+    auto more = (*listing)->next(writer);
+    if (!more.ok()) {
+      ++failures_;
+      return writer.fail("list " + (*listing)->zone().zone.name + ": " + more.status().message());
+    }
+    if (writer.stream_failed()) {
+      out.clear();  // the peer is gone: nothing more to send
+      return;
+    }
+    if (!*more) break;
   }
   writer.end();
 }
@@ -130,7 +133,7 @@ void Handler::list(const Request& req, std::string& out) {
 nlohmann::json Handler::domain_info(const ZoneEntry& zone) const {
   return {{"id", zone.zone.id},
           {"zone", zone.fqdn},
-          {"kind", "native"},
+          {"kind", zone_kind_name(zone.zone.kind)},
           {"serial", zone.zone.serial},
           {"notified_serial", zone.zone.notified_serial < 0 ? 0 : zone.zone.notified_serial},
           {"masters", nlohmann::json::array()},

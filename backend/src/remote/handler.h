@@ -24,8 +24,10 @@ class Handler {
   // Opens its own read-only store connection. config must outlive the Handler.
   static Result<std::unique_ptr<Handler>> create(const Config& config);
 
-  // Writes the reply to `line` into out (cleared first), ending with '\n'.
-  void handle(std::string_view line, std::string& out);
+  // Writes the reply to `line` into out (cleared first), ending with '\n'. With a stream, a
+  // long reply (list) may send its first part through it before returning; out then holds
+  // the rest, which the caller sends as usual. Memory stays bounded whatever the zone size.
+  void handle(std::string_view line, std::string& out, ReplyStream* stream = nullptr);
 
  private:
   Handler(const Config& config, std::unique_ptr<Store> store);
@@ -43,11 +45,18 @@ class Handler {
   void dnssec_call(const Request& req, std::string& out);
   void get_before_and_after_names(const Request& req, std::string& out);
   KeyStore& key_store();
+  // NOTIFY bookkeeping and TSIG keys (transfer_handler.cc). Returns false if req.method is
+  // none of those.
+  bool dispatch_transfer(const Request& req, std::string& out);
+  void get_updated_masters(std::string& out);
+  void set_notified(const Request& req, std::string& out);
+  void tsig_call(const Request& req, std::string& out);
 
   const Config& config_;
   std::unique_ptr<Store> store_;
   Answerer answerer_;
   std::unique_ptr<KeyStore> key_store_;  // opened on the first DNSSEC call
+  ReplyStream* stream_ = nullptr;        // the current handle() call's
   std::uint64_t requests_ = 0;
   std::uint64_t failures_ = 0;
 };

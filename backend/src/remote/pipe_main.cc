@@ -17,6 +17,7 @@ int run_pipe(const Config& config) {
     return 3;
   }
   LineReader reader(STDIN_FILENO, kMaxRequestBytes);
+  FdReplyStream stream(STDOUT_FILENO, /*is_socket=*/false);
   std::string reply;
   reply.reserve(65536);
   for (;;) {
@@ -24,7 +25,7 @@ int run_pipe(const Config& config) {
     switch (reader.next(&line)) {
       case LineReader::Event::kLine:
         if (line.empty()) continue;
-        (*handler)->handle(line, reply);
+        (*handler)->handle(line, reply, &stream);
         break;
       case LineReader::Event::kTooLong:
         write_failure(reply, "request line too long");

@@ -198,9 +198,21 @@ void ReplyWriter::begin() {
   out_.clear();
   out_.append("{\"result\":[");
   count_ = 0;
+  flushed_ = false;
+  failed_ = false;
 }
 
 void ReplyWriter::end() { out_.append("]}\n"); }
+
+void ReplyWriter::fail(std::string_view message) {
+  if (!flushed_) {
+    write_failure(out_, message);
+    return;
+  }
+  out_.append("],\"result\":false,\"log\":[");
+  append_json_string(out_, message);
+  out_.append("]}\n");
+}
 
 void ReplyWriter::open_record(std::string_view qname, std::string_view qtype) {
   if (count_++ > 0) out_.push_back(',');
@@ -217,6 +229,12 @@ void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
   out_.append(",\"domain_id\":");
   out_.append(std::to_string(zone_id));
   out_.append(",\"auth\":1}");
+  if (stream_ != nullptr && out_.size() >= flush_bytes_) {
+    // After a failed send the rest is dropped: the peer is gone, the caller stops.
+    if (!failed_ && !stream_->send(out_)) failed_ = true;
+    flushed_ = true;
+    out_.clear();
+  }
 }
 
 void ReplyWriter::add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,

@@ -48,14 +48,35 @@ bool parse_lookup_request(std::string_view line, LookupRequest* out);
 // Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.
 void append_json_string(std::string& out, std::string_view s);
 
+// Where a transport lets a long reply go out before it is complete (the records of a zone
+// transfer): the reply is still one JSON line, sent in pieces.
+class ReplyStream {
+ public:
+  virtual ~ReplyStream() = default;
+  // Sends bytes now. False if the peer is gone.
+  virtual bool send(std::string_view bytes) = 0;
+};
+
 // Writes `{"result":[record,...]}\n` into a caller-owned buffer, one record per sink call.
 // Records carry integer ttl, domain_id and auth (pdns reads a JSON bool "auth" as 1).
+// With a stream, the buffer is sent and cleared whenever it holds flush_bytes or more after a
+// record, so it never grows much beyond that; what is left is the caller's to send.
 class ReplyWriter : public RecordSink {
  public:
-  explicit ReplyWriter(std::string& out) : out_(out) {}
+  static constexpr std::size_t kFlushBytes = 64 * 1024;
+
+  explicit ReplyWriter(std::string& out, ReplyStream* stream = nullptr,
+                       std::size_t flush_bytes = kFlushBytes)
+      : out_(out), stream_(stream), flush_bytes_(flush_bytes) {}
   void begin();  // clears out and opens the result array
   void end();    // closes it and appends '\n'
+  // Ends a reply of which a part may have been sent already with a failure: a second
+  // "result" member, false, which wins in pdns's parser (json11 keeps an object's last
+  // duplicate key), so pdns never takes a partial list for the whole zone.
+  void fail(std::string_view message);
   std::size_t count() const { return count_; }
+  bool flushed() const { return flushed_; }       // part of the reply has been sent
+  bool stream_failed() const { return failed_; }  // the peer went away while sending
 
   void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
                 std::int64_t zone_id, std::string_view content) override;
@@ -67,7 +88,11 @@ class ReplyWriter : public RecordSink {
   void close_record(std::uint32_t ttl, std::int64_t zone_id);
 
   std::string& out_;
+  ReplyStream* stream_;
+  std::size_t flush_bytes_;
   std::size_t count_ = 0;
+  bool flushed_ = false;
+  bool failed_ = false;
 };
 
 // {"result":true}\n and friends.

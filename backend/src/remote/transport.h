@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol.h"
+
 namespace smimea::remote {
 
 class LineReader {
@@ -29,5 +31,17 @@ class LineReader {
 // Writes all of data, retrying on EINTR and short writes. False on error (peer gone).
 // Sockets are written with MSG_NOSIGNAL, so a vanished peer is an error, not a SIGPIPE.
 bool write_all(int fd, std::string_view data, bool is_socket);
+
+// A ReplyStream (protocol.h) writing to a descriptor with write_all(): lets the Handler send a
+// long reply in pieces.
+class FdReplyStream : public ReplyStream {
+ public:
+  FdReplyStream(int fd, bool is_socket) : fd_(fd), is_socket_(is_socket) {}
+  bool send(std::string_view bytes) override { return write_all(fd_, bytes, is_socket_); }
+
+ private:
+  int fd_;
+  bool is_socket_;
+};
 
 }  // namespace smimea::remote

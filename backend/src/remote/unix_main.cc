@@ -84,6 +84,7 @@ void serve_connection(const Config& config, Connection* conn) {
     spdlog::error("connection: {}", handler.status().message());
   } else {
     LineReader reader(conn->fd, kMaxRequestBytes);
+    FdReplyStream stream(conn->fd, /*is_socket=*/true);
     std::string reply;
     reply.reserve(65536);
     bool open = true;
@@ -92,7 +93,7 @@ void serve_connection(const Config& config, Connection* conn) {
       switch (reader.next(&line)) {
         case LineReader::Event::kLine:
           if (line.empty()) continue;
-          (*handler)->handle(line, reply);
+          (*handler)->handle(line, reply, &stream);
           break;
         case LineReader::Event::kTooLong:
           write_failure(reply, "request line too long");
