@@ -15,9 +15,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "dnssec_calls.h"
+#include "transfer_calls.h"
 #include "smimea/answer.h"
 #include "smimea/config.h"
 #include "smimea/store.h"
@@ -118,6 +120,7 @@ class SmimeaBackend : public DNSBackend {
     store_ = std::move(store).value();
     answerer_ = std::make_unique<smimea::Answerer>(*store_, *config_);
     dnssec_ = std::make_unique<smimea::pdns_module::DnssecCalls>(*config_, *answerer_);
+    transfer_ = std::make_unique<smimea::pdns_module::TransferCalls>(dnssec_->key_store());
   }
 
   void lookup(const QType& qtype, const DNSName& qdomain, int /*zoneId*/,
@@ -134,6 +137,7 @@ class SmimeaBackend : public DNSBackend {
   }
 
   bool get(DNSZoneRecord& zr) override {
+    if (listing_) return next_listed(zr);
     if (pos_ >= sink_.records.size()) return false;
     zr = std::move(sink_.records[pos_++]);
     return true;
@@ -159,12 +163,14 @@ class SmimeaBackend : public DNSBackend {
     if (const smimea::ZoneEntry* zone = answerer_->find_zone(target.toStringNoDot())) {
       id = zone->zone.id;
     }
-    const smimea::Status s = answerer_->list(id, sink_);
-    if (s.is_not_found()) return false;
-    if (!s.ok()) {
-      reset();
-      throw DBException("smimea: list " + target.toLogString() + ": " + s.message());
+    // A pull cursor: get() builds one record at a time from one read snapshot, so a zone
+    // transfer costs the same memory whatever the zone's size (see ZoneListing).
+    auto listing = answerer_->open_listing(id);
+    if (!listing.ok()) {
+      if (listing.status().is_not_found()) return false;
+      throw DBException("smimea: list " + target.toLogString() + ": " + listing.status().message());
     }
+    listing_ = std::move(listing).value();
     return true;
   }
 
@@ -177,6 +183,37 @@ class SmimeaBackend : public DNSBackend {
       domains->push_back(domain_info(z));
     }
   }
+
+  // Exactly the master zones whose serial moved since the last setNotified (or that were
+  // never announced). pdns then sends NOTIFY and calls setNotified.
+  void getUpdatedMasters(std::vector<DomainInfo>& domains,
+                         std::unordered_set<DNSName>& /*catalogs*/,
+                         CatalogHashMap& /*catalogHashes*/) override {
+    refresh();
+    for (const smimea::ZoneEntry& z : answerer_->zones()) {
+      if (z.zone.mode != smimea::ZoneMode::kAuthoritative ||
+          z.zone.kind != smimea::ZoneKind::kMaster ||
+          z.zone.notified_serial == static_cast<std::int64_t>(z.zone.serial)) {
+        continue;
+      }
+      domains.push_back(domain_info(z));
+    }
+  }
+
+  void setNotified(uint32_t id, uint32_t serial) override { transfer_->set_notified(id, serial); }
+
+  // TSIG keys in the store (pdnsutil generate-tsig-key, TSIG-ALLOW-AXFR).
+  bool getTSIGKey(const DNSName& name, DNSName& algorithm, std::string& content) override {
+    return transfer_->get_tsig_key(name, algorithm, content);
+  }
+  bool getTSIGKeys(std::vector<struct TSIGKey>& keys) override {
+    return transfer_->get_tsig_keys(keys);
+  }
+  bool setTSIGKey(const DNSName& name, const DNSName& algorithm,
+                  const std::string& content) override {
+    return transfer_->set_tsig_key(name, algorithm, content);
+  }
+  bool deleteTSIGKey(const DNSName& name) override { return transfer_->delete_tsig_key(name); }
 
   bool getDomainInfo(const DNSName& domain, DomainInfo& di, bool /*getSerial*/) override {
     refresh();
@@ -242,8 +279,26 @@ class SmimeaBackend : public DNSBackend {
 
  private:
   void reset() {
+    listing_.reset();  // ends a transfer's read transaction
     sink_.records.clear();
     pos_ = 0;
+  }
+
+  bool next_listed(DNSZoneRecord& zr) {
+    sink_.records.clear();
+    auto more = listing_->next(sink_);
+    if (!more.ok()) {
+      const std::string zone = listing_->zone().zone.name;
+      reset();
+      throw DBException("smimea: list " + zone + ": " + more.status().message());
+    }
+    if (!*more) {
+      reset();
+      return false;
+    }
+    zr = std::move(sink_.records.front());
+    sink_.records.clear();
+    return true;
   }
 
   void refresh() {
@@ -257,7 +312,7 @@ class SmimeaBackend : public DNSBackend {
     di.id = static_cast<uint32_t>(z.zone.id);
     di.serial = z.zone.serial;
     di.notified_serial = static_cast<uint32_t>(z.zone.notified_serial < 0 ? 0 : z.zone.notified_serial);
-    di.kind = DomainInfo::Native;
+    di.kind = z.zone.kind == smimea::ZoneKind::kMaster ? DomainInfo::Master : DomainInfo::Native;
     di.backend = this;
     return di;
   }
@@ -266,6 +321,8 @@ class SmimeaBackend : public DNSBackend {
   std::unique_ptr<smimea::Store> store_;
   std::unique_ptr<smimea::Answerer> answerer_;
   std::unique_ptr<smimea::pdns_module::DnssecCalls> dnssec_;
+  std::unique_ptr<smimea::pdns_module::TransferCalls> transfer_;
+  std::unique_ptr<smimea::ZoneListing> listing_;  // between list() and its last get()
   ZoneRecordSink sink_;
   std::size_t pos_ = 0;
   std::string qname_text_;
