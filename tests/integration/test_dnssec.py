@@ -457,8 +457,8 @@ def test_private_keys_are_not_logged(signed):
 
 
 def test_set_nsec3_narrow_is_kept_as_metadata(signed):
-    rows = store_rows(signed, "SELECT kind, content FROM domain_metadata m JOIN zones z ON "
-                              "z.id = m.zone_id WHERE z.name = 'example.com' ORDER BY kind")
+    rows = store_rows(signed, "SELECT m.kind, m.content FROM domain_metadata m JOIN zones z ON "
+                              "z.id = m.zone_id WHERE z.name = 'example.com' ORDER BY m.kind")
     assert rows == [("NSEC3NARROW", "1"), ("NSEC3PARAM", "1 0 0 -")], rows
     out = signed.pdnsutil("show-zone", "example.com").stdout
     assert "NARROW hashed NSEC3" in out, out
@@ -940,9 +940,10 @@ def test_init_migrates_a_version_1_store(tmp_path):
     r = run([CTL, "--config", config, "cert", "list"], check=False)
     assert r.returncode == 3 and "smimea-ctl init" in r.stderr, r.stderr
     r = run([CTL, "--config", config, "init"])
-    assert "from schema version 1 to 2" in r.stdout, r.stdout
+    migrated = re.search(r"from schema version 1 to (\d+)", r.stdout)
+    assert migrated and int(migrated.group(1)) >= 2, r.stdout
     with sqlite3.connect(db) as con:
-        assert con.execute("PRAGMA user_version").fetchone() == (2,)
+        assert con.execute("PRAGMA user_version").fetchone() == (int(migrated.group(1)),)
         assert con.execute("SELECT id, name, mode, serial FROM zones ORDER BY id").fetchall() \
             == before
         assert con.execute("SELECT zone_id, owner, usage, selector, matching_type, data FROM "
