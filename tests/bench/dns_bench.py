@@ -144,10 +144,13 @@ class DataSet:
 
     def ensure(self):
         if self.meta_file.exists() and not self.args.regenerate:
-            self.meta = json.loads(self.meta_file.read_text())
-            log(f"data set: reusing {self.dir}")
-            self.ctl("check-config")  # the store still opens with this build
-            return
+            try:
+                self.ctl("check-config")  # the store still opens with this build
+                self.meta = json.loads(self.meta_file.read_text())
+                log(f"data set: reusing {self.dir}")
+                return
+            except RuntimeError as e:  # made by a build with another schema, say
+                log(f"data set: cannot reuse {self.dir}, making it again: {e}")
         if self.dir.exists():
             for p in sorted(self.dir.rglob("*"), reverse=True):
                 p.unlink() if p.is_file() or p.is_symlink() else p.rmdir()
