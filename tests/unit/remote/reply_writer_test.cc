@@ -1,0 +1,131 @@
+// ReplyWriter sending a long reply in pieces (the list of a zone transfer): the pieces and the
+// rest make exactly the reply it would have built whole, and a failure after a piece went out
+// still reads as a failure to a parser that keeps an object's last duplicate key (pdns's
+// json11 does).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "protocol.h"
+
+namespace smimea::remote {
+namespace {
+
+class Recorder : public ReplyStream {
+ public:
+  bool send(std::string_view bytes) override {
+    pieces.emplace_back(bytes);
+    return ok;
+  }
+  std::string joined() const {
+    std::string out;
+    for (const std::string& p : pieces) out += p;
+    return out;
+  }
+  std::vector<std::string> pieces;
+  bool ok = true;
+};
+
+const std::uint8_t kData[32] = {0xde, 0xad, 0xbe, 0xef, 1,  2,  3,  4,  5,  6,  7,
+                                8,    9,    10,   11,   12, 13, 14, 15, 16, 17, 18,
+                                19,   20,   21,   22,   23, 24, 25, 26, 27, 28};
+
+void fill(ReplyWriter& w, int n) {
+  OwnerHash owner{};
+  RecordView rr;
+  rr.owner = &owner;
+  rr.params = RecordParams{Usage::kDaneEe, Selector::kSpki, MatchingType::kSha256};
+  rr.ttl = 300;
+  rr.data = kData;
+  rr.size = sizeof kData;
+  w.add_text("example.com.", "SOA", 3600, 7, "ns1.example.net. h.example.net. 1 2 3 4 5");
+  for (int i = 0; i < n; ++i) {
+    w.add_smimea("r" + std::to_string(i) + "._smimecert.example.com.", 7, rr);
+  }
+}
+
+TEST(ReplyWriterStream, PiecesAndRestMakeTheWholeReply) {
+  std::string whole;
+  ReplyWriter plain(whole);
+  plain.begin();
+  fill(plain, 200);
+  plain.end();
+
+  std::string rest;
+  Recorder stream;
+  ReplyWriter streamed(rest, &stream, 1000);
+  streamed.begin();
+  fill(streamed, 200);
+  streamed.end();
+
+  EXPECT_TRUE(streamed.flushed());
+  EXPECT_FALSE(streamed.stream_failed());
+  ASSERT_GT(stream.pieces.size(), 10u);
+  for (const std::string& p : stream.pieces) {
+    EXPECT_GE(p.size(), 1000u);
+    EXPECT_LT(p.size(), 1000u + 200u);           // at most one record over the threshold
+    EXPECT_EQ(p.find('\n'), std::string::npos);  // one line: the newline comes last
+  }
+  EXPECT_LT(rest.size(), 1000u + 200u);
+  EXPECT_EQ(stream.joined() + rest, whole);
+  auto parsed = nlohmann::json::parse(whole);
+  EXPECT_EQ(parsed["result"].size(), 201u);
+}
+
+TEST(ReplyWriterStream, ShortReplyIsNotSent) {
+  std::string out;
+  Recorder stream;
+  ReplyWriter w(out, &stream);  // the default threshold, 64 KB
+  w.begin();
+  fill(w, 10);
+  w.end();
+  EXPECT_TRUE(stream.pieces.empty());
+  EXPECT_FALSE(w.flushed());
+  EXPECT_EQ(nlohmann::json::parse(out)["result"].size(), 11u);
+}
+
+TEST(ReplyWriterStream, FailureAfterAPieceWentOutStillReadsAsFailure) {
+  std::string rest;
+  Recorder stream;
+  ReplyWriter w(rest, &stream, 500);
+  w.begin();
+  fill(w, 50);
+  ASSERT_TRUE(w.flushed());
+  w.fail("list example.com: store: disk I/O error (10)");
+  const std::string line = stream.joined() + rest;
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  // nlohmann, like json11, keeps the last of duplicate keys.
+  auto parsed = nlohmann::json::parse(line);
+  EXPECT_EQ(parsed["result"], false);
+  EXPECT_EQ(parsed["log"][0], "list example.com: store: disk I/O error (10)");
+  EXPECT_NE(line.find("],\"result\":false,\"log\":["), std::string::npos);
+}
+
+TEST(ReplyWriterStream, FailureBeforeAnythingWentOutIsAPlainFailure) {
+  std::string out;
+  Recorder stream;
+  ReplyWriter w(out, &stream);
+  w.begin();
+  fill(w, 3);
+  w.fail("list example.com: no such zone");
+  EXPECT_TRUE(stream.pieces.empty());
+  EXPECT_EQ(out, "{\"result\":false,\"log\":[\"list example.com: no such zone\"]}\n");
+}
+
+TEST(ReplyWriterStream, APeerThatWentAwayIsReported) {
+  std::string rest;
+  Recorder stream;
+  stream.ok = false;
+  ReplyWriter w(rest, &stream, 500);
+  w.begin();
+  fill(w, 50);
+  EXPECT_TRUE(w.stream_failed());
+  EXPECT_EQ(stream.pieces.size(), 1u);  // nothing more is tried after the failure
+  EXPECT_LT(rest.size(), 500u + 200u);  // and nothing piles up
+}
+
+}  // namespace
+}  // namespace smimea::remote
