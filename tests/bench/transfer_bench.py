@@ -215,7 +215,7 @@ class Primary:
 
     def config(self):
         data, build = self.bench.data, self.bench.args.build
-        lines = [f"local-address=127.0.0.1", f"local-port={self.port}", f"socket-dir={self.dir}",
+        lines = ["local-address=127.0.0.1", f"local-port={self.port}", f"socket-dir={self.dir}",
                  "daemon=no", "guardian=no", "write-pid=no", "disable-syslog=yes",
                  "security-poll-suffix=", "loglevel=4", "allow-axfr-ips=127.0.0.0/8"]
         if self.connector == "native":
@@ -536,7 +536,8 @@ class Bench:
                       f"{g['bytes'] / 1e3:.0f} KB reply): first {g['first'] * 1000:.0f} ms, "
                       f"then {g['median'] * 1000:.0f} ms (median of 5)", ""]
         lines += ["| connector | pdns start-up to first answer | AXFR of the largest zone | "
-                  "records | peak anon RSS pdns | peak anon RSS backend |", "|---|---|---|---|---|---|"]
+                  "records | peak anon RSS pdns | peak anon RSS backend |",
+                  "|---|---|---|---|---|---|"]
         for c in a.connectors:
             if c not in r:
                 continue

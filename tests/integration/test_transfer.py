@@ -44,15 +44,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import dns.dnssec  # noqa: E402
 import dns.exception  # noqa: E402
-import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.name  # noqa: E402
 import dns.query  # noqa: E402
 import dns.rcode  # noqa: E402
 import dns.rdatatype  # noqa: E402
+import dns.rrset  # noqa: E402
 import dns.tsig  # noqa: E402
 import dns.tsigkeyring  # noqa: E402
-import dns.xfr  # noqa: E402
 
 from pdns import (ADDRESS, CONNECTORS, PDNSUTIL, Connector, PdnsServer,  # noqa: E402
                   sqlite_schema_file, stop_process)
