@@ -35,6 +35,7 @@ CREATE TABLE certificates (
   UNIQUE (address, fingerprint)
 );
 CREATE INDEX idx_certificates_zone ON certificates (zone_id);
+CREATE INDEX idx_certificates_address ON certificates (address COLLATE NOCASE);
 
 CREATE TABLE records (
   id             INTEGER PRIMARY KEY,

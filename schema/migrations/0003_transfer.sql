@@ -15,4 +15,8 @@ CREATE TABLE tsig_keys (
   secret    TEXT    NOT NULL
 );
 
+-- cert remove and cert list look addresses up ignoring case: without this index that is a
+-- scan of every certificate (seconds at a million).
+CREATE INDEX idx_certificates_address ON certificates (address COLLATE NOCASE);
+
 PRAGMA user_version = 3;
