@@ -1,5 +1,6 @@
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <ctime>
 #include <set>
 
@@ -94,9 +95,6 @@ struct Store::Impl {
       rrset_size, insert_record, bump_serial, set_kind;
   bool cursor_open = false;  // list_zone is held by a ZoneCursor
   bool in_read = false;      // inside begin_read()
-
-  // add_certificate() is all or nothing within the command's transaction.
-  Statement savepoint, release_savepoint;
 
   Status error(std::string_view what) const { return sqlite_error(db.get(), what); }
 };
@@ -540,20 +538,6 @@ Result<int> Store::remove_zone(std::string_view name, bool force) {
 
 Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate& cert) {
   sqlite3* db = impl_->db.get();
-  // cert import goes on after a refused certificate and commits the others: a refusal (or an
-  // error) half-way through must leave none of this certificate's rows behind.
-  SMIMEA_RETURN_IF_ERROR(impl_->savepoint.prepare(db, "SAVEPOINT add_certificate"));
-  if (impl_->savepoint.step() != SQLITE_DONE) return impl_->error("savepoint");
-  struct Undo {
-    sqlite3* db;
-    bool armed = true;
-    ~Undo() {
-      if (armed) {
-        sqlite3_exec(db, "ROLLBACK TO add_certificate; RELEASE add_certificate", nullptr, nullptr,
-                     nullptr);
-      }
-    }
-  } undo{db};
   AddResult result;
   result.zone = zone.name;
   Statement& find = impl_->cert_by_fp;
@@ -562,38 +546,22 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   find.bind_text(1, cert.address);
   find.bind_blob(2, cert.fingerprint.data(), cert.fingerprint.size());
   std::int64_t cert_id = -1;
-  bool existed = false;
   int rc = find.step();
   if (rc == SQLITE_ROW) {
     cert_id = find.int64(0);
-    existed = true;
   } else if (rc != SQLITE_DONE) {
     return impl_->error("find certificate");
   }
   find.reset();
-  if (cert_id < 0) {
-    Statement& ins = impl_->insert_cert;
-    SMIMEA_RETURN_IF_ERROR(ins.prepare(
-        db,
-        "INSERT INTO certificates (zone_id, address, domain, fingerprint, der, subject, issuer, "
-        "serial, not_before, not_after, created_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
-    ins.bind(1, zone.id);
-    ins.bind_text(2, cert.address);
-    ins.bind_text(3, cert.domain);
-    ins.bind_blob(4, cert.fingerprint.data(), cert.fingerprint.size());
-    ins.bind_blob(5, cert.der.data(), cert.der.size());
-    ins.bind_text(6, cert.subject);
-    ins.bind_text(7, cert.issuer);
-    ins.bind_text(8, cert.serial);
-    ins.bind(9, cert.not_before);
-    ins.bind(10, cert.not_after);
-    ins.bind(11, now_seconds());
-    if (ins.step() != SQLITE_DONE) return impl_->error("insert certificate " + cert.address);
-    cert_id = sqlite3_last_insert_rowid(db);
-  }
+
+  // Everything is checked before anything is written: cert import goes on after a refused
+  // certificate and commits the others, so a refusal must leave none of its rows behind. (A
+  // savepoint would do too, but it copies every page the certificate touches to a statement
+  // journal: gigabytes for a large import.)
+  std::vector<const NewCertificate::Record*> to_insert;
+  std::vector<std::pair<OwnerHash, std::size_t>> added;  // RRset octets this call adds, by owner
   for (const auto& rec : cert.records) {
-    if (existed) {
+    if (cert_id >= 0) {
       Statement& exists = impl_->rr_exists;
       SMIMEA_RETURN_IF_ERROR(
           exists.prepare(db,
@@ -631,15 +599,47 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     size.bind_blob(6, rec.data.data(), rec.data.size());
     if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
     const bool published = size.int64(1) != 0;
-    const auto bytes =
-        static_cast<std::size_t>(size.int64(0)) + (published ? 0 : 3 + rec.data.size());
+    const auto stored = static_cast<std::size_t>(size.int64(0));
     size.reset();
-    if (!published && bytes > impl_->options.max_rrset_bytes) {
-      return Status::conflict(
-          owner_name(rec.owner, cert.domain),
-          "RRset would be " + std::to_string(bytes) + " bytes, over max-rrset-bytes (" +
-              std::to_string(impl_->options.max_rrset_bytes) + "); remove old certificates first");
+    if (!published) {
+      auto mine = std::find_if(added.begin(), added.end(),
+                               [&](const auto& a) { return a.first == rec.owner; });
+      if (mine == added.end()) mine = added.emplace(added.end(), rec.owner, 0);
+      mine->second += 3 + rec.data.size();
+      const std::size_t bytes = stored + mine->second;
+      if (bytes > impl_->options.max_rrset_bytes) {
+        return Status::conflict(owner_name(rec.owner, cert.domain),
+                                "RRset would be " + std::to_string(bytes) +
+                                    " bytes, over max-rrset-bytes (" +
+                                    std::to_string(impl_->options.max_rrset_bytes) +
+                                    "); remove old certificates first");
+      }
     }
+    to_insert.push_back(&rec);
+  }
+
+  if (cert_id < 0) {
+    Statement& ins = impl_->insert_cert;
+    SMIMEA_RETURN_IF_ERROR(ins.prepare(
+        db,
+        "INSERT INTO certificates (zone_id, address, domain, fingerprint, der, subject, issuer, "
+        "serial, not_before, not_after, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+    ins.bind(1, zone.id);
+    ins.bind_text(2, cert.address);
+    ins.bind_text(3, cert.domain);
+    ins.bind_blob(4, cert.fingerprint.data(), cert.fingerprint.size());
+    ins.bind_blob(5, cert.der.data(), cert.der.size());
+    ins.bind_text(6, cert.subject);
+    ins.bind_text(7, cert.issuer);
+    ins.bind_text(8, cert.serial);
+    ins.bind(9, cert.not_before);
+    ins.bind(10, cert.not_after);
+    ins.bind(11, now_seconds());
+    if (ins.step() != SQLITE_DONE) return impl_->error("insert certificate " + cert.address);
+    cert_id = sqlite3_last_insert_rowid(db);
+  }
+  for (const NewCertificate::Record* rec : to_insert) {
     Statement& ins = impl_->insert_record;
     SMIMEA_RETURN_IF_ERROR(ins.prepare(
         db,
@@ -647,18 +647,15 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
         "ttl, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     ins.bind(1, cert_id);
     ins.bind(2, zone.id);
-    ins.bind_blob(3, rec.owner.data(), rec.owner.size());
-    ins.bind(4, static_cast<int>(rec.params.usage));
-    ins.bind(5, static_cast<int>(rec.params.selector));
-    ins.bind(6, static_cast<int>(rec.params.matching_type));
-    ins.bind(7, rec.ttl);
-    ins.bind_blob(8, rec.data.data(), rec.data.size());
+    ins.bind_blob(3, rec->owner.data(), rec->owner.size());
+    ins.bind(4, static_cast<int>(rec->params.usage));
+    ins.bind(5, static_cast<int>(rec->params.selector));
+    ins.bind(6, static_cast<int>(rec->params.matching_type));
+    ins.bind(7, rec->ttl);
+    ins.bind_blob(8, rec->data.data(), rec->data.size());
     if (ins.step() != SQLITE_DONE) return impl_->error("insert record for " + cert.address);
     ++result.records_added;
   }
-  SMIMEA_RETURN_IF_ERROR(impl_->release_savepoint.prepare(db, "RELEASE add_certificate"));
-  if (impl_->release_savepoint.step() != SQLITE_DONE) return impl_->error("release savepoint");
-  undo.armed = false;
   if (result.records_added > 0) impl_->touched_zones.insert(zone.id);
   return result;
 }
