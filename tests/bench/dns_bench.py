@@ -15,6 +15,7 @@ backend process, over the queries answered.
 Servers (--servers):
   smimea-unix  pdns + smimea-backend --listen (unix connector)
   smimea-pipe  pdns + smimea-backend --pipe (pipe connector, timeout=0)
+  smimea-native pdns + libsmimeabackend.so (launch=smimea, in process)
   gsqlite3     pdns + gsqlite3, the same records
   bind         pdns + the bind backend, the same records as zone files
   null-unix    pdns + null_backend over unix: the protocol's own ceiling
@@ -83,6 +84,7 @@ SERVERS = {
     "null-unix": ("null", "unix"),
     "smimea-pipe": ("smimea", "pipe"),
     "null-pipe": ("null", "pipe"),
+    "smimea-native": ("native", None),
     "gsqlite3": ("gsqlite3", None),
     "bind": ("bind", None),
 }
@@ -457,6 +459,9 @@ class Server:
             conf += ["launch=gsqlite3", f"gsqlite3-database={data.gsqlite}"]
         elif self.kind == "bind":
             conf += ["launch=bind", f"bind-config={data.named_conf}"]
+        elif self.kind == "native":
+            conf += [f"load-modules={args.build.resolve() / 'libsmimeabackend.so'}",
+                     "launch=smimea", f"smimea-config={data.config}"]
         elif self.connector == "unix":
             conf += ["launch=remote",
                      f"remote-connection-string=unix:path={self.dir / 'backend.sock'}"]
