@@ -55,13 +55,13 @@ struct Zone {
   std::vector<std::string> ns_tails;
   std::string smimea_tail;  // the canned records, with this zone's id
   std::string full_tail;
-  std::string ent_tail;     // the _smimecert empty non-terminal
+  std::string ent_tail;  // the _smimecert empty non-terminal
 };
 
 struct Canned {
   std::unordered_map<std::string, Zone> zones;  // lower-case name with trailing dot
   std::unordered_map<long long, const Zone*> by_id;
-  std::vector<std::string> ns_json;             // one per NS record, after the qname
+  std::vector<std::string> ns_json;  // one per NS record, after the qname
   std::string smimea_content;
   std::string full_content;
   unsigned smimea_ttl = 0;
@@ -149,7 +149,8 @@ bool load_canned(const std::string& path, Canned* c) {
 // The end of a JSON string whose content starts at p: its closing quote, or nullptr.
 const char* closing_quote(const char* p, const char* end) {
   while (p < end) {
-    const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+    const auto* q =
+        static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
     if (q == nullptr) return nullptr;
     std::size_t backslashes = 0;
     for (const char* b = q; b > p && b[-1] == '\\'; --b) ++backslashes;
@@ -173,7 +174,8 @@ Members scan_members(std::string_view line) {
   const char* p = line.data();
   const char* const end = p + line.size();
   while (p < end) {
-    const auto* open = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+    const auto* open =
+        static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
     if (open == nullptr) break;
     const char* close = closing_quote(open + 1, end);
     if (close == nullptr) break;
@@ -200,14 +202,16 @@ Members scan_members(std::string_view line) {
   return m;
 }
 
-bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 unsigned hex4(std::string_view s) {
   unsigned v = 0;
   for (std::size_t i = 0; i < 4; ++i) {
     const char c = s[i];
-    const unsigned d = c <= '9' ? static_cast<unsigned>(c - '0')
-                                : static_cast<unsigned>((c | 0x20) - 'a' + 10);
+    const unsigned d =
+        c <= '9' ? static_cast<unsigned>(c - '0') : static_cast<unsigned>((c | 0x20) - 'a' + 10);
     v = v * 16 + d;
   }
   return v;

@@ -15,8 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // What was parsed must round-trip: the hash's hex is the first label, in any case.
     const std::string hex = smimea::to_hex(hash);
     assert(smimea::iequals(std::string_view(hex), qname.substr(0, hex.size())));
-    assert(smimea::iequals(rest.substr(0, smimea::kSmimecertLabel.size()),
-                           smimea::kSmimecertLabel));
+    assert(
+        smimea::iequals(rest.substr(0, smimea::kSmimecertLabel.size()), smimea::kSmimecertLabel));
   }
   (void)smimea::normalize_domain(qname, /*allow_underscore=*/true);
   return 0;

@@ -1,11 +1,11 @@
 // Fuzzes the remote backend end to end: a request line through the Handler, against a small
 // store, must give exactly one reply line that is a JSON object with a "result" member.
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "handler.h"
@@ -30,8 +30,8 @@ smimea::remote::Handler* handler() {
     cert.address = "hugh@example.com";
     cert.domain = "example.com";
     cert.der = {0x30, 0x00};
-    cert.records.push_back({smimea::owner_hash("hugh"), smimea::RecordParams{}, 300,
-                            smimea::Bytes(32, 0xab)});
+    cert.records.push_back(
+        {smimea::owner_hash("hugh"), smimea::RecordParams{}, 300, smimea::Bytes(32, 0xab)});
     if (!(*store)->add_certificate(*zone, cert).ok() || !(*store)->commit().ok()) std::abort();
     auto created = smimea::remote::Handler::create(config);
     if (!created.ok()) std::abort();
@@ -47,8 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (line.find('\n') != std::string_view::npos) return 0;  // the transport splits lines
   std::string reply;
   handler()->handle(line, reply);
-  if (reply.empty() || reply.back() != '\n' ||
-      reply.find('\n') != reply.size() - 1) {
+  if (reply.empty() || reply.back() != '\n' || reply.find('\n') != reply.size() - 1) {
     __builtin_trap();
   }
   auto doc = nlohmann::json::parse(reply, nullptr, false);

@@ -6,12 +6,6 @@
 // result buffer, so nothing here is shared between threads except the immutable factory.
 // Built against the headers of the exact installed pdns version (see CMakeLists.txt); the
 // factory refuses to load into any other version.
-#include "pdns/arguments.hh"
-#include "pdns/dnsbackend.hh"
-#include "pdns/dnsparser.hh"
-#include "pdns/dnsrecords.hh"
-#include "pdns/logger.hh"
-
 #include <map>
 #include <memory>
 #include <string>
@@ -19,10 +13,15 @@
 #include <vector>
 
 #include "dnssec_calls.h"
-#include "transfer_calls.h"
+#include "pdns/arguments.hh"
+#include "pdns/dnsbackend.hh"
+#include "pdns/dnsparser.hh"
+#include "pdns/dnsrecords.hh"
+#include "pdns/logger.hh"
 #include "smimea/answer.h"
 #include "smimea/config.h"
 #include "smimea/store.h"
+#include "transfer_calls.h"
 
 // pdns_server exports this (pdns/version.hh); pdnsutil, which loads modules too, does not:
 // declared weak, it is null there.
@@ -61,8 +60,9 @@ class ZoneRecordSink : public smimea::RecordSink {
     auto it = cache.find(content);
     if (it == cache.end()) {
       if (cache.size() > 100000) cache.clear();
-      it = cache.emplace(std::string(content),
-                         DNSRecordContent::mastermake(type, QClass::IN, std::string(content)))
+      it = cache
+               .emplace(std::string(content),
+                        DNSRecordContent::mastermake(type, QClass::IN, std::string(content)))
                .first;
     }
     DNSZoneRecord& zr = next(name, zone_id, type, ttl);
@@ -311,7 +311,8 @@ class SmimeaBackend : public DNSBackend {
     di.zone = DNSName(z.fqdn);
     di.id = static_cast<uint32_t>(z.zone.id);
     di.serial = z.zone.serial;
-    di.notified_serial = static_cast<uint32_t>(z.zone.notified_serial < 0 ? 0 : z.zone.notified_serial);
+    di.notified_serial =
+        static_cast<uint32_t>(z.zone.notified_serial < 0 ? 0 : z.zone.notified_serial);
     di.kind = z.zone.kind == smimea::ZoneKind::kMaster ? DomainInfo::Master : DomainInfo::Native;
     di.backend = this;
     return di;
@@ -340,8 +341,8 @@ class SmimeaFactory : public BackendFactory {
     // The module uses pdns's classes directly: their layout is only right for the version
     // whose headers it was compiled with.
     if (&getPDNSVersion != nullptr && getPDNSVersion() != SMIMEA_PDNS_VERSION) {
-      throw PDNSException(std::string("smimea: module built for PowerDNS ") +
-                          SMIMEA_PDNS_VERSION + " cannot run in " + getPDNSVersion() +
+      throw PDNSException(std::string("smimea: module built for PowerDNS ") + SMIMEA_PDNS_VERSION +
+                          " cannot run in " + getPDNSVersion() +
                           "; rebuild it against this version's headers");
     }
     return new SmimeaBackend(suffix);

@@ -258,10 +258,11 @@ void ReplyWriter::open_record(std::string_view qname, std::string_view qtype) {
 void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
   char digits[24];
   out_.append(",\"ttl\":");
-  out_.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, ttl).ptr - digits));
+  out_.append(digits, static_cast<std::size_t>(
+                          std::to_chars(digits, digits + sizeof digits, ttl).ptr - digits));
   out_.append(",\"domain_id\":");
-  out_.append(digits,
-              static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, zone_id).ptr - digits));
+  out_.append(digits, static_cast<std::size_t>(
+                          std::to_chars(digits, digits + sizeof digits, zone_id).ptr - digits));
   out_.append(",\"auth\":1}");
   if (stream_ != nullptr && out_.size() >= flush_bytes_) {
     // After a failed send the rest is dropped: the peer is gone, the caller stops.
