@@ -16,32 +16,17 @@ int run_pipe(const Config& config) {
     spdlog::error("{}", handler.status().message());
     return 3;
   }
-  LineReader reader(STDIN_FILENO, kMaxRequestBytes);
-  FdReplyStream stream(STDOUT_FILENO, /*is_socket=*/false);
-  std::string reply;
-  reply.reserve(65536);
-  for (;;) {
-    std::string_view line;
-    switch (reader.next(&line)) {
-      case LineReader::Event::kLine:
-        if (line.empty()) continue;
-        (*handler)->handle(line, reply, &stream);
-        break;
-      case LineReader::Event::kTooLong:
-        write_failure(reply, "request line too long");
-        break;
-      case LineReader::Event::kEof:
-        return 0;
-      case LineReader::Event::kError:
-        spdlog::error("reading stdin: {}", std::strerror(errno));
-        return 1;
-    }
-    // pdns reads the reply up to its newline: it must be there, and nothing else may be.
-    if (!write_all(STDOUT_FILENO, reply, /*is_socket=*/false)) {
+  switch (serve_lines(**handler, STDIN_FILENO, STDOUT_FILENO, /*out_is_socket=*/false)) {
+    case ServeEnd::kEof:
+      return 0;
+    case ServeEnd::kReadError:
+      spdlog::error("reading stdin: {}", std::strerror(errno));
+      return 1;
+    case ServeEnd::kWriteError:
       spdlog::error("writing stdout: {}", std::strerror(errno));
       return 1;
-    }
   }
+  return 1;
 }
 
 }  // namespace smimea::remote

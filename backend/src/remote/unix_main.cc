@@ -83,28 +83,7 @@ void serve_connection(const Config& config, Connection* conn) {
     // pdns reconnects on its next call, so a store that comes back is picked up then.
     spdlog::error("connection: {}", handler.status().message());
   } else {
-    LineReader reader(conn->fd, kMaxRequestBytes);
-    FdReplyStream stream(conn->fd, /*is_socket=*/true);
-    std::string reply;
-    reply.reserve(65536);
-    bool open = true;
-    while (open) {
-      std::string_view line;
-      switch (reader.next(&line)) {
-        case LineReader::Event::kLine:
-          if (line.empty()) continue;
-          (*handler)->handle(line, reply, &stream);
-          break;
-        case LineReader::Event::kTooLong:
-          write_failure(reply, "request line too long");
-          break;
-        case LineReader::Event::kEof:
-        case LineReader::Event::kError:
-          open = false;
-          continue;
-      }
-      open = write_all(conn->fd, reply, /*is_socket=*/true);
-    }
+    serve_lines(**handler, conn->fd, conn->fd, /*out_is_socket=*/true);
   }
   conn->done = true;
 }
