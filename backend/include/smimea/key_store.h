@@ -135,4 +135,18 @@ class KeyStore {
   std::set<std::int64_t> touched_zones_;  // zones written in the open transaction
 };
 
+// One zone's owners read through a KeyStore, as nsec_neighbours() wants them.
+class KeyStoreOwnerReader : public OwnerReader {
+ public:
+  KeyStoreOwnerReader(KeyStore& keys, std::int64_t zone_id) : keys_(keys), zone_id_(zone_id) {}
+  Result<OwnerNeighbours> neighbours(const OwnerHash& bound) override {
+    return keys_.owner_neighbours(zone_id_, bound);
+  }
+  Result<std::optional<OwnerHash>> first() override { return keys_.first_owner(zone_id_); }
+
+ private:
+  KeyStore& keys_;
+  std::int64_t zone_id_;
+};
+
 }  // namespace smimea

@@ -19,19 +19,6 @@ KeyStoreOptions key_store_options(const Config& config) {
   return options;
 }
 
-class Reader : public OwnerReader {
- public:
-  Reader(KeyStore& keys, std::int64_t zone_id) : keys_(keys), zone_id_(zone_id) {}
-  Result<OwnerNeighbours> neighbours(const OwnerHash& bound) override {
-    return keys_.owner_neighbours(zone_id_, bound);
-  }
-  Result<std::optional<OwnerHash>> first() override { return keys_.first_owner(zone_id_); }
-
- private:
-  KeyStore& keys_;
-  std::int64_t zone_id_;
-};
-
 }  // namespace
 
 DnssecCalls::DnssecCalls(const Config& config, Answerer& answerer)
@@ -165,7 +152,7 @@ bool DnssecCalls::get_before_and_after_names_absolute(uint32_t id, const DNSName
       return false;
     }
   }
-  Reader reader(keys_, zone->zone.id);
+  KeyStoreOwnerReader reader(keys_, zone->zone.id);
   auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records, labels, reader);
   if (!n.ok()) return failed("getBeforeAndAfterNamesAbsolute", n.status());
   // Relative names; DNSBackend::getBeforeAndAfterNames appends the zone. The apex is the root.

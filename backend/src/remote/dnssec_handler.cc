@@ -224,18 +224,7 @@ void Handler::get_before_and_after_names(const Request& req, std::string& out) {
                                     zone->zone.name + " '1 0 0 -' narrow");
     }
   }
-  class Reader : public OwnerReader {
-   public:
-    Reader(KeyStore& keys, std::int64_t zone_id) : keys_(keys), zone_id_(zone_id) {}
-    Result<OwnerNeighbours> neighbours(const OwnerHash& bound) override {
-      return keys_.owner_neighbours(zone_id_, bound);
-    }
-    Result<std::optional<OwnerHash>> first() override { return keys_.first_owner(zone_id_); }
-
-   private:
-    KeyStore& keys_;
-    std::int64_t zone_id_;
-  } reader(key_store(), zone->zone.id);
+  KeyStoreOwnerReader reader(key_store(), zone->zone.id);
   auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records, *labels, reader);
   if (!n.ok()) {
     ++failures_;
