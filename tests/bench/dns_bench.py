@@ -62,6 +62,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+from smimea_test import free_port  # noqa: E402  (one definition, shared with the tests)
+
 import dns.exception
 import dns.message
 import dns.query
@@ -101,20 +104,6 @@ def run(cmd, **kw):
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {r.returncode}:\n{r.stderr}")
     return r.stdout
-
-
-def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
 
 
 # --------------------------------------------------------------------------------------------
