@@ -22,13 +22,12 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from smimea_test import BACKEND, BUILD, free_port, run
+from smimea_test import BACKEND, NATIVE_MODULE, free_port, run
 
 PDNS_SERVER = "/usr/sbin/pdns_server"
 PDNS_CONTROL = "/usr/bin/pdns_control"
 PDNSUTIL = "/usr/bin/pdnsutil"
 ADDRESS = "127.0.0.1"
-NATIVE_MODULE = BUILD / "libsmimeabackend.so"
 
 
 def _tail(path, limit=4000):

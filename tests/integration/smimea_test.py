@@ -2,7 +2,9 @@
 making certificates with the openssl command line (an implementation independent of ours),
 and a throwaway store.
 
-The build directory comes from SMIMEA_BUILD_DIR (set by CTest), else ../../build.
+The build directory comes from SMIMEA_BUILD_DIR (set by CTest), else ../../build. With
+SMIMEA_INSTALLED=1 the tests run the installed packages instead: /usr/bin/smimea-ctl,
+/usr/bin/smimea-backend and the native module in pdns's module directory.
 """
 import os
 import pathlib
@@ -11,9 +13,19 @@ import subprocess
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD = pathlib.Path(os.environ.get("SMIMEA_BUILD_DIR", ROOT / "build")).resolve()
-CTL = BUILD / "smimea-ctl"
-BACKEND = BUILD / "smimea-backend"
+INSTALLED = os.environ.get("SMIMEA_INSTALLED") == "1"
+if INSTALLED:
+    CTL = pathlib.Path("/usr/bin/smimea-ctl")
+    BACKEND = pathlib.Path("/usr/bin/smimea-backend")
+    _modules = sorted(pathlib.Path("/usr/lib").glob("*/pdns/libsmimeabackend.so"))
+    NATIVE_MODULE = _modules[0] if _modules else pathlib.Path("/usr/lib/pdns/libsmimeabackend.so")
+    for _installed in (CTL, BACKEND, NATIVE_MODULE):
+        assert _installed.exists(), f"SMIMEA_INSTALLED=1 but {_installed} is not installed"
+else:
+    BUILD = pathlib.Path(os.environ.get("SMIMEA_BUILD_DIR", ROOT / "build")).resolve()
+    CTL = BUILD / "smimea-ctl"
+    BACKEND = BUILD / "smimea-backend"
+    NATIVE_MODULE = BUILD / "libsmimeabackend.so"
 
 
 def run(cmd, *, input=None, check=True, env=None, timeout=120):

@@ -1,0 +1,342 @@
+"""The installed Debian packages, as an operator gets them (scripts/test-package runs this).
+
+Checks what smimea and pdns-backend-smimea put on the system (files, conffiles, man pages,
+user, store directory and modes, the pin to the pdns-server version), then runs the real
+thing from the installed files only: the systemd unit's own command lines as its user,
+pdns_server as the pdns user with the shipped pdns.d example (remote, then native module),
+the shipped /etc/smimea/smimea.yaml. Then upgrades: reinstalling the package over a store of
+the previous schema version migrates it; a store newer than the package is refused. Last,
+purge: the configuration goes, the store stays.
+
+Changes the system (root only, SMIMEA_INSTALLED=1, SMIMEA_DEB_DIR=<the .deb files>).
+The tests depend on each other's order (install state), as an operator's session would.
+"""
+import configparser
+import grp
+import os
+import pathlib
+import pwd
+import shlex
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+
+if os.environ.get("SMIMEA_INSTALLED") != "1":
+    pytest.skip("tests the installed packages: run scripts/test-package", allow_module_level=True)
+assert os.geteuid() == 0, "the package tests install and purge packages: run them as root"
+
+from pdns import Connector, PdnsServer, stop_process, wait_for_socket  # noqa: E402
+from smimea_test import ROOT, make_cert, run  # noqa: E402
+
+DEB_DIR = pathlib.Path(os.environ.get("SMIMEA_DEB_DIR", ROOT / "build-deb")).resolve()
+CONFIG = pathlib.Path("/etc/smimea/smimea.yaml")
+STATE_DIR = pathlib.Path("/var/lib/smimea")
+STORE = STATE_DIR / "smimea.db"
+PDNS_SNIPPET = pathlib.Path("/etc/powerdns/pdns.d/pdns-smimea.conf.example")
+UNIT = "smimea-backend.service"
+# The schema version a new package must bring a store to: schema.sql's, which is one more
+# than the number of the last migration (schema/migrations/NNNN_*.sql).
+MIGRATIONS = sorted((ROOT / "schema" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
+CURRENT_SCHEMA = int(MIGRATIONS[-1].name[:4])
+FIXTURES = ROOT / "tests" / "data" / "db"
+
+
+def dpkg_files(package):
+    return set(run(["dpkg", "-L", package]).stdout.split("\n"))
+
+
+def dpkg_field(package, field):
+    return run(["dpkg-query", "-W", "-f", "${" + field + "}", package]).stdout
+
+
+def schema_version(path):
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
+
+
+def remove_store():
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(f"{STORE}{suffix}").unlink(missing_ok=True)
+
+
+def debs():
+    found = sorted(DEB_DIR.glob("smimea_*.deb")) + sorted(DEB_DIR.glob("pdns-backend-smimea_*.deb"))
+    assert len(found) == 2, f"expected the two packages in {DEB_DIR}, found {found}"
+    return [str(p) for p in found]
+
+
+def unit_path():
+    for path in dpkg_files("smimea"):
+        if path.endswith("/system/" + UNIT):
+            return pathlib.Path(path)
+    raise AssertionError(f"smimea does not install {UNIT}")
+
+
+def unit_service_section():
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(unit_path().read_text())
+    return parser["Service"]
+
+
+def as_service_user(argv):
+    """argv as the unit runs it: user smimea, group pdns, with the unit's UMask."""
+    service = unit_service_section()
+    umask = service.get("UMask", "0022")
+    return ["runuser", "-u", service["User"], "-g", service["Group"], "--", "sh", "-c",
+            f"umask {umask}; exec " + shlex.join(argv)]
+
+
+def owner(path):
+    st = path.stat()
+    return pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, stat.S_IMODE(st.st_mode)
+
+
+def test_packages_install_their_files():
+    files = dpkg_files("smimea")
+    for path in ("/usr/bin/smimea-ctl", "/usr/bin/smimea-backend", str(CONFIG), str(PDNS_SNIPPET),
+                 "/usr/share/man/man8/smimea-ctl.8.gz", "/usr/share/man/man8/smimea-backend.8.gz",
+                 "/usr/share/man/man5/smimea.yaml.5.gz",
+                 "/usr/share/doc/smimea/examples/smimea.example.yaml"):
+        assert path in files, f"smimea does not install {path}"
+    conffiles = dpkg_field("smimea", "Conffiles")
+    assert str(CONFIG) in conffiles and str(PDNS_SNIPPET) in conffiles, conffiles
+    # man finds the pages (the database may be stale on a fresh machine: look by path).
+    for page in ("smimea-ctl", "smimea-backend", "smimea.yaml"):
+        assert run(["man", "-w", page]).stdout.strip()
+    module = [p for p in dpkg_files("pdns-backend-smimea") if p.endswith("/libsmimeabackend.so")]
+    assert len(module) == 1 and module[0].startswith("/usr/lib/"), module
+
+
+def test_native_module_is_pinned_to_the_installed_pdns():
+    pdns_version = dpkg_field("pdns-server", "Version")
+    depends = dpkg_field("pdns-backend-smimea", "Depends")
+    assert f"pdns-server (= {pdns_version})" in depends, depends
+    assert "pdns-backend-remote" in dpkg_field("smimea", "Depends")
+
+
+def test_user_store_directory_and_store():
+    user = pwd.getpwnam("smimea")
+    assert user.pw_shell in ("/usr/sbin/nologin", "/bin/false"), user.pw_shell
+    assert user.pw_uid < 1000, "smimea must be a system user"
+    assert owner(STATE_DIR) == ("smimea", "pdns", 0o2770), owner(STATE_DIR)
+    # postinst created the store named in the shipped configuration, at the current schema.
+    assert f"database: {STORE}" in CONFIG.read_text()
+    assert owner(STORE) == ("smimea", "pdns", 0o660), owner(STORE)
+    assert schema_version(STORE) == CURRENT_SCHEMA
+
+
+def test_unit_verifies():
+    service = unit_service_section()
+    assert service["ExecStartPre"].startswith("/usr/bin/smimea-ctl")
+    assert "check-config" in service["ExecStartPre"]
+    assert service["RuntimeDirectory"] == "smimea"
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    r = run(["systemd-analyze", "verify", str(unit_path())], check=False)
+    # It also complains about unrelated units of the machine: only ours counts.
+    ours = [line for line in (r.stdout + r.stderr).splitlines() if UNIT in line]
+    assert not ours, "\n".join(ours)
+
+
+class UnitService(Connector):
+    """smimea-backend as smimea-backend.service runs it: its ExecStartPre and ExecStart lines,
+    as its user and group, in its RuntimeDirectory."""
+
+    name = "unit"
+    launch = "remote"
+
+    def __init__(self):
+        self.proc = None
+        self.log = pathlib.Path(tempfile.mkdtemp(prefix="smimea-unit-")) / "backend.log"
+        self._logfile = None
+
+    def start(self):
+        service = unit_service_section()
+        runtime = pathlib.Path("/run") / service["RuntimeDirectory"]
+        runtime.mkdir(mode=int(service["RuntimeDirectoryMode"], 8), exist_ok=True)
+        shutil.chown(runtime, service["User"], service["Group"])
+        runtime.chmod(int(service["RuntimeDirectoryMode"], 8))
+        run(as_service_user(shlex.split(service["ExecStartPre"])))
+        argv = shlex.split(service["ExecStart"])
+        self.socket = pathlib.Path(argv[argv.index("--listen") + 1])
+        self._logfile = open(self.log, "ab")
+        self.proc = subprocess.Popen(as_service_user(argv), stdin=subprocess.DEVNULL,
+                                     stdout=self._logfile, stderr=subprocess.STDOUT)
+        wait_for_socket(self.socket, self.proc)
+
+    def stop(self):
+        code = stop_process(self.proc)
+        self.proc = None
+        if self._logfile:
+            self._logfile.close()
+            self._logfile = None
+        return code
+
+    def config_lines(self):
+        return snippet_lines("remote")
+
+    def logs(self):
+        return "smimea-backend log:\n" + self.log.read_text(errors="replace")[-4000:]
+
+
+class InstalledModule(Connector):
+    name = "native"
+    launch = "smimea"
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def config_lines(self):
+        # No load-modules: pdns loads lib<launch>backend.so from its module directory.
+        return snippet_lines("smimea")
+
+    def logs(self):
+        return ""
+
+
+def snippet_lines(launch):
+    """The settings of the shipped pdns.d example for launch=<launch>, uncommented."""
+    lines = []
+    current = None
+    for line in PDNS_SNIPPET.read_text().splitlines():
+        setting = line.lstrip("# ").strip()
+        if setting.startswith("launch+="):
+            current = setting.split("=", 1)[1]
+        elif current == launch and "=" in setting and " " not in setting:
+            lines.append(setting)
+    assert lines, f"{PDNS_SNIPPET} has no settings for launch={launch}"
+    return lines
+
+
+def pdns_as_pdns_user(connector, directory):
+    """pdns_server with the given connector, dropping to the pdns user as Debian's unit does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.chown(directory, "pdns", "pdns")
+    return PdnsServer(connector, directory, extra_config=["setuid=pdns", "setgid=pdns"])
+
+
+def smimea_answer(server, name):
+    r = run(["kdig", "+short", "+tcp", "-p", str(server.port), "@127.0.0.1", name, "TYPE53"])
+    return r.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def alice(tmp_path_factory):
+    """A certificate added with the shipped configuration by root, as an operator does with
+    sudo; and the SMIMEA owner name and RDATA computed with the openssl command line."""
+    directory = tmp_path_factory.mktemp("alice")
+    cert, _ = make_cert(directory, "alice@pkg.example")
+    run(["smimea-ctl", "--config", CONFIG, "zone", "add", "pkg.example"])
+    run(["smimea-ctl", "--config", CONFIG, "cert", "add", "alice@pkg.example", cert])
+    digest = run(["sh", "-c", "printf %s alice | openssl dgst -sha256 -r"]).stdout.split()[0]
+    der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    return f"{digest[:56]}._smimecert.pkg.example.", der.hex().upper()
+
+
+def rdata_hex(answer):
+    # kdig prints an unknown-to-it type as \# <length> <hex in groups>, SMIMEA as
+    # "3 0 0 <hex in groups>": either way the last fields are the hex of the RDATA or data.
+    fields = answer.split()
+    assert fields, "no answer"
+    if fields[0] == "\\#":
+        data = "".join(fields[2:]).upper()
+        assert data[:6] == "030000", data[:6]
+        return data[6:]
+    assert fields[:3] == ["3", "0", "0"], fields[:3]
+    return "".join(fields[3:]).upper()
+
+
+def test_store_stays_usable_by_the_service_after_root_writes(alice):
+    # root's smimea-ctl changed the store: it must still belong to smimea:pdns, mode 0660.
+    assert owner(STORE) == ("smimea", "pdns", 0o660), owner(STORE)
+
+
+def test_remote_backend_through_the_unit_and_the_shipped_snippet(alice, tmp_path):
+    name, der_hex = alice
+    with pdns_as_pdns_user(UnitService(), tmp_path / "pdns") as server:
+        assert rdata_hex(smimea_answer(server, name)) == der_hex
+
+
+def test_native_module_with_the_shipped_snippet(alice, tmp_path):
+    name, der_hex = alice
+    with pdns_as_pdns_user(InstalledModule(), tmp_path / "pdns") as server:
+        assert rdata_hex(smimea_answer(server, name)) == der_hex
+
+
+def reinstall():
+    return subprocess.run(["apt-get", "install", "-y", "-q", "--reinstall", *debs()],
+                          capture_output=True, text=True,
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def test_upgrade_migrates_a_store_of_the_previous_schema():
+    previous = FIXTURES / f"store-v{CURRENT_SCHEMA - 1}.db"
+    before = sqlite3.connect(previous).execute(
+        "SELECT address FROM certificates ORDER BY address").fetchall()
+    assert before, f"{previous} holds no certificates"
+    remove_store()
+    shutil.copyfile(previous, STORE)
+    shutil.chown(STORE, "smimea", "pdns")
+    STORE.chmod(0o660)
+    # The backend refuses it until it is migrated.
+    r = run(["smimea-backend", "--config", CONFIG, "--pipe"], check=False, input="")
+    assert r.returncode != 0 and "smimea-ctl init" in r.stderr, r.stderr
+    r = reinstall()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"from schema version {CURRENT_SCHEMA - 1} to {CURRENT_SCHEMA}" in r.stdout + r.stderr
+    assert schema_version(STORE) == CURRENT_SCHEMA
+    con = sqlite3.connect(f"file:{STORE}?mode=ro", uri=True)
+    after = con.execute("SELECT address FROM certificates ORDER BY address").fetchall()
+    con.close()
+    assert after == before
+    assert owner(STORE) == ("smimea", "pdns", 0o660), owner(STORE)
+    listed = run(["smimea-ctl", "--config", CONFIG, "cert", "list"]).stdout
+    for (address,) in before:
+        assert address in listed
+
+
+def test_a_newer_store_is_refused_clearly():
+    con = sqlite3.connect(STORE)
+    con.execute(f"PRAGMA user_version = {CURRENT_SCHEMA + 1}")
+    con.commit()
+    con.close()
+    try:
+        for argv in (["smimea-ctl", "--config", CONFIG, "cert", "list"],
+                     ["smimea-backend", "--config", CONFIG, "--pipe"]):
+            r = run(argv, check=False, input="")
+            assert r.returncode != 0
+            assert f"schema version {CURRENT_SCHEMA + 1}" in r.stderr, r.stderr
+        # A package that is older than the store does not configure over it (a downgrade).
+        r = reinstall()
+        assert r.returncode != 0
+        assert f"schema version {CURRENT_SCHEMA + 1}" in r.stdout + r.stderr
+    finally:
+        con = sqlite3.connect(STORE)
+        con.execute(f"PRAGMA user_version = {CURRENT_SCHEMA}")
+        con.commit()
+        con.close()
+        run(["dpkg", "--configure", "-a"])
+    assert dpkg_field("smimea", "Status") == "install ok installed"
+
+
+def test_purge_keeps_the_store():
+    run(["apt-get", "purge", "-y", "-q", "pdns-backend-smimea", "smimea"])
+    assert not pathlib.Path("/usr/bin/smimea-ctl").exists()
+    assert not CONFIG.exists() and not PDNS_SNIPPET.exists()
+    assert STORE.exists(), "purge removed the operator's store"
+    assert schema_version(STORE) == CURRENT_SCHEMA
