@@ -15,6 +15,7 @@ import os
 import pathlib
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -773,6 +774,16 @@ def test_store_errors_exit_3(tmp_path):
         assert r.returncode == 3
         assert "newer" in r.stderr and "99" in r.stderr
         assert len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("umask,mode", [("022", 0o644), ("007", 0o660), ("077", 0o600)])
+def test_init_creates_the_store_with_the_umask(tmp_path, umask, mode):
+    # Like any new file (0666 minus the umask), not SQLite's fixed 0644: the package relies on
+    # umask 007 to let the pdns group write the store (README, Packaging).
+    config = tmp_path / "smimea.yaml"
+    config.write_text(f"database: {tmp_path / 'store.db'}\n")
+    run(["sh", "-c", f'umask {umask}; exec "$0" --config "$1" init', CTL, config])
+    assert stat.S_IMODE((tmp_path / "store.db").stat().st_mode) == mode
 
 
 def test_init_is_idempotent(store):

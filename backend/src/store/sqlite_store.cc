@@ -1,4 +1,6 @@
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -103,6 +105,13 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
 Result<int> Store::init(const std::string& path) {
+  // SQLite makes new files 0644 whatever the umask. Make the store like any other file (0666
+  // minus the umask), so that umask 007 gives its group write access; SQLite gives the -wal
+  // and -shm files the store's mode. An empty file is an empty database.
+  if (const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      fd >= 0) {
+    ::close(fd);
+  }
   auto db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (!db.ok()) return db.status();
   sqlite3* h = db->get();
