@@ -191,8 +191,13 @@ class UnitService(Connector):
 
 
 class InstalledModule(Connector):
+    """The installed module, loaded by pdns from its module directory."""
+
     name = "native"
     launch = "smimea"
+
+    def __init__(self):
+        pass
 
     def start(self):
         pass
@@ -240,6 +245,9 @@ def alice(tmp_path_factory):
     sudo; and the SMIMEA owner name and RDATA computed with the openssl command line."""
     directory = tmp_path_factory.mktemp("alice")
     cert, _ = make_cert(directory, "alice@pkg.example")
+    # Left by an earlier run on this machine (purge keeps the store): start again.
+    run(["smimea-ctl", "--config", CONFIG, "zone", "remove", "--force", "pkg.example"],
+        check=False)
     run(["smimea-ctl", "--config", CONFIG, "zone", "add", "pkg.example"])
     run(["smimea-ctl", "--config", CONFIG, "cert", "add", "alice@pkg.example", cert])
     digest = run(["sh", "-c", "printf %s alice | openssl dgst -sha256 -r"]).stdout.split()[0]
