@@ -77,7 +77,7 @@ class ZoneRecordSink : public smimea::RecordSink {
     wire_.push_back(static_cast<char>(rr.params.selector));
     wire_.push_back(static_cast<char>(rr.params.matching_type));
     wire_.append(reinterpret_cast<const char*>(rr.data), rr.size);
-    zr.dr.d_content = DNSRecordContent::deserialize(zr.dr.d_name, QType::SMIMEA, wire_);
+    zr.dr.d_content = smimea_content();
   }
 
   void add_ent(std::string_view name, std::int64_t zone_id) override {
@@ -99,9 +99,52 @@ class ZoneRecordSink : public smimea::RecordSink {
     return zr;
   }
 
+  // pdns asks for an owner twice per question (see Answerer::find_owner): the second answer
+  // shares the records parsed for the first instead of parsing the same RDATA again. Keyed by
+  // the whole RDATA, so a hit is always the same record.
+  std::shared_ptr<DNSRecordContent> smimea_content() {
+    for (const auto& [wire, content] : smimea_cache_) {
+      if (wire == wire_) return content;
+    }
+    if (smimea_cache_.size() >= kSmimeaCacheSize) smimea_cache_.clear();
+    auto content = DNSRecordContent::deserialize(root_, QType::SMIMEA, wire_);
+    smimea_cache_.emplace_back(wire_, content);
+    return content;
+  }
+
+  static constexpr std::size_t kSmimeaCacheSize = 16;
+  const DNSName root_{"."};  // the parser wants a name; the content does not keep it
   std::map<std::string, std::shared_ptr<DNSRecordContent>, std::less<>> soa_cache_, ns_cache_;
+  std::vector<std::pair<std::string, std::shared_ptr<DNSRecordContent>>> smimea_cache_;
   std::string wire_;
 };
+
+// The name as text without the final dot, as DNSName::toStringNoDot() makes it, but without
+// its character-by-character escaping when no label needs any: pdns makes several lookups
+// per question, and the generic conversion was a sixth of the module's CPU per question.
+// Anything unusual (the root, escapes) takes the generic path.
+void name_text(const DNSName& name, std::string& out) {
+  const auto& wire = name.getStorage();
+  out.clear();
+  std::size_t i = 0;
+  while (i < wire.size() && wire[i] != 0) {
+    const std::size_t len = static_cast<unsigned char>(wire[i]);
+    if (i + 1 + len >= wire.size()) break;
+    for (std::size_t j = i + 1; j <= i + len; ++j) {
+      const char c = wire[j];
+      const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '*';
+      if (!plain) {
+        out = name.toStringNoDot();
+        return;
+      }
+    }
+    if (!out.empty()) out.push_back('.');
+    out.append(&wire[i + 1], len);
+    i += 1 + len;
+  }
+  if (out.empty() || i + 1 != wire.size()) out = name.toStringNoDot();
+}
 
 class SmimeaBackend : public DNSBackend {
  public:
@@ -126,7 +169,7 @@ class SmimeaBackend : public DNSBackend {
   void lookup(const QType& qtype, const DNSName& qdomain, int /*zoneId*/,
               DNSPacket* /*pkt_p*/) override {
     reset();
-    qname_text_ = qdomain.toStringNoDot();
+    name_text(qdomain, qname_text_);
     sink_.qname = &qdomain;
     const smimea::Status s = answerer_->lookup(qname_text_, to_qtype(qtype), sink_);
     sink_.qname = nullptr;
