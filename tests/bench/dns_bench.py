@@ -393,10 +393,12 @@ def descendants(pid):
 
 
 def rss_kib(pid):
+    """Private resident memory (RssAnon): a memory-mapped store's pages are the kernel's page
+    cache, shared by every process that reads the file, and are not counted."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("RssAnon:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -501,7 +503,7 @@ class Server:
         return pdns, backend
 
     def rss(self):
-        """(pdns, backend) resident memory in KiB."""
+        """(pdns, backend) private resident memory in KiB."""
         backend = sum(rss_kib(p) for p in self.children())
         if self.backend:
             backend += rss_kib(self.backend.pid)
@@ -706,7 +708,7 @@ def report(args, data, results, latency, started):
     lines.append(f"Query set `{main_set}` ({QUERY_SETS[main_set]}):")
     lines.append("")
     lines.append("| server | QPS | CPU µs/q (pdns + backend) | cores | p50 / p99 ms at "
-                 f"{args.latency_qps} QPS | RSS MiB pdns / backend | SERVFAIL / lost / other | "
+                 f"{args.latency_qps} QPS | memory MiB pdns / backend | SERVFAIL / lost / other | "
                  "QPS ×gsqlite3 | QPS ×bind | QPS ×ceiling | CPU/q ×ceiling |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in names:
@@ -744,8 +746,9 @@ def report(args, data, results, latency, started):
     lines.append("")
     lines.append("CPU µs/q: CPU time of pdns (and its pipe children) and of the backend process "
                  "over the queries answered. Ratios are medians of the per-round ratios; "
-                 "×ceiling is against null_backend on the same connector. RSS of the pipe "
-                 "backend is the sum over its processes.")
+                 "×ceiling is against null_backend on the same connector. Memory: private "
+                 "resident memory (RssAnon), without the page cache of memory-mapped files; "
+                 "for the pipe backend the sum over its processes.")
     return "\n".join(lines) + "\n"
 
 

@@ -124,9 +124,13 @@ struct StoreOptions {
   bool read_only = false;  // query_only: the backend's mode
   std::uint32_t busy_timeout_ms = 5000;
   std::uint32_t cache_kib = 65536;
-  // Bytes of the file read through mmap (PRAGMA mmap_size); 0 reads with pread. Mapped pages
-  // count in the process's resident size. Default: 256 MiB.
-  std::uint64_t mmap_bytes = 268435456;
+  // Bytes of the file read through mmap (PRAGMA mmap_size); 0 reads with pread. SQLite caps
+  // it at its compile-time maximum (2 GiB in Debian's build). Mapped pages are the kernel's
+  // page cache, shared by every connection (each pdns thread has one), and count in the
+  // process's resident size. Default: the whole store, up to that cap: lookups then cost no
+  // system call at any store size, where pread through a 64 MiB page cache per connection
+  // made a 1.8 GB store (1M owners) 18% slower than a 180 MB one.
+  std::uint64_t mmap_bytes = std::uint64_t{1} << 40;
   std::size_t max_rrset_bytes = 32768;
 };
 
