@@ -53,9 +53,9 @@ done
 rate=300  # questions per second: well below what pdns manages under callgrind
 # Warm up (the store's pages, pdns's own caches of metadata), then count only the measured run.
 dnsperf -s 127.0.0.1 -p "$port" -d queries.txt -Q $rate -l 5 >/dev/null 2>&1
-callgrind_control -z "$vg" >/dev/null
+callgrind_control -z "$vg" >/dev/null 2>&1
 dnsperf -s 127.0.0.1 -p "$port" -d queries.txt -Q $rate -n 1 -l $((queries / rate + 30)) >dnsperf.txt 2>&1
-callgrind_control -d "$vg" >/dev/null
+callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 2
 answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' dnsperf.txt)
 profile=$(ls -t callgrind.out.*.* | head -1)
