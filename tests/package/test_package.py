@@ -32,7 +32,7 @@ if os.environ.get("SMIMEA_INSTALLED") != "1":
     pytest.skip("tests the installed packages: run scripts/test-package", allow_module_level=True)
 assert os.geteuid() == 0, "the package tests install and purge packages: run them as root"
 
-from pdns import Connector, PdnsServer, stop_process, wait_for_socket  # noqa: E402
+from pdns import Connector, PdnsServer, UnixConnector, wait_for_socket  # noqa: E402
 from smimea_test import ROOT, make_cert, run  # noqa: E402
 
 DEB_DIR = pathlib.Path(os.environ.get("SMIMEA_DEB_DIR", ROOT / "build-deb")).resolve()
@@ -149,17 +149,14 @@ def test_unit_verifies():
     assert not ours, "\n".join(ours)
 
 
-class UnitService(Connector):
+class UnitService(UnixConnector):
     """smimea-backend as smimea-backend.service runs it: its ExecStartPre and ExecStart lines,
     as its user and group, in its RuntimeDirectory."""
 
     name = "unit"
-    launch = "remote"
 
     def __init__(self):
-        self.proc = None
-        self.log = pathlib.Path(tempfile.mkdtemp(prefix="smimea-unit-")) / "backend.log"
-        self._logfile = None
+        super().__init__(None, tempfile.mkdtemp(prefix="smimea-unit-"))
 
     def start(self):
         service = unit_service_section()
@@ -175,19 +172,8 @@ class UnitService(Connector):
                                      stdout=self._logfile, stderr=subprocess.STDOUT)
         wait_for_socket(self.socket, self.proc)
 
-    def stop(self):
-        code = stop_process(self.proc)
-        self.proc = None
-        if self._logfile:
-            self._logfile.close()
-            self._logfile = None
-        return code
-
     def config_lines(self):
         return snippet_lines("remote")
-
-    def logs(self):
-        return "smimea-backend log:\n" + self.log.read_text(errors="replace")[-4000:]
 
 
 class InstalledModule(Connector):
