@@ -56,7 +56,7 @@ CREATE INDEX idx_records_certificate ON records (certificate_id);
 -- DNSSEC (version 2): keys and domain metadata for zones our backend signs. Keys and metadata
 -- go with their zone: removing the zone removes them.
 -- Private keys in PowerDNS's "Private-key-format: v1.2" text, exactly as pdns hands them
--- over. Secret: protect the store file (see docs/dnssec.md).
+-- over. Secret: protect the store file (README, "Protecting the store").
 CREATE TABLE domain_keys (
   id        INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: pdns caches keys by id
   zone_id   INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,
@@ -78,7 +78,7 @@ CREATE INDEX idx_domain_metadata_zone_kind ON domain_metadata (zone_id, kind);
 
 -- Zone transfer (version 3): TSIG keys for pdnsutil generate-tsig-key / import-tsig-key and the
 -- TSIG-ALLOW-AXFR metadata. Names and algorithms lower-case, without the trailing dot. Secret:
--- base64, as pdns hands it over; protect the store file (see docs/transfer.md).
+-- base64, as pdns hands it over; protect the store file (README, "TSIG").
 CREATE TABLE tsig_keys (
   id        INTEGER PRIMARY KEY,
   name      TEXT    NOT NULL UNIQUE,

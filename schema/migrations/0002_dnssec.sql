@@ -3,7 +3,7 @@
 -- Keys and metadata go with their zone: removing the zone removes them.
 
 -- Private keys in PowerDNS's "Private-key-format: v1.2" text, exactly as pdns hands them
--- over. Secret: protect the store file (see docs/dnssec.md).
+-- over. Secret: protect the store file (README, "Protecting the store").
 CREATE TABLE domain_keys (
   id        INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: pdns caches keys by id
   zone_id   INTEGER NOT NULL REFERENCES zones (id) ON DELETE CASCADE,

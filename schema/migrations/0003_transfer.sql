@@ -7,7 +7,7 @@ ALTER TABLE zones ADD COLUMN kind TEXT NOT NULL DEFAULT 'master'
   CHECK (kind IN ('master', 'native'));
 
 -- Names and algorithms lower-case, without the trailing dot. Secret: base64, as pdns hands it
--- over. Protect the store file (see docs/transfer.md).
+-- over. Protect the store file (README, "TSIG").
 CREATE TABLE tsig_keys (
   id        INTEGER PRIMARY KEY,
   name      TEXT    NOT NULL UNIQUE,

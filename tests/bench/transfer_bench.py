@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Zone-transfer scale figures: a store of many zones and certificates served by pdns. Not part
-of the test suite; see tests/bench/README.md and docs/transfer.md.
+of the test suite; see tests/bench/README.md and README.md, "Primary and secondaries".
 
     /usr/bin/python3 tests/bench/transfer_bench.py --build build-xfer \\
         [--zones 10000] [--records 1000000] [--largest 100000] [--out results.md]
@@ -25,8 +25,8 @@ scratch store), then one SQL transaction writing the zones (dom00000.example.com
 owner a copy of a pool certificate's row and one record: "3 0 0" (the DER, ~925 bytes) for
 every tenth owner, "3 1 1" otherwise. (dns_bench.py picks its "3 0 0" owners by hash prefix,
 which puts all of them first in a zone's owner order: 100 of them in one AXFR message exceed
-pdns's 64 KB, see docs/transfer.md.) The largest zone (the first) gets --largest owners; the
-rest are spread evenly over the other zones. Owner hashes are real (SHA2-256 of user<i>, 28
+pdns's 64 KB, see README.md, "Limits of pdns 4.7.3's AXFR".) The largest zone (the first) gets
+--largest owners; the rest are spread evenly over the other zones. Owner hashes are real (SHA2-256 of user<i>, 28
 octets).
 
 Needs: pdns-server, pdns-backend-remote, knot-dnsutils (kdig), openssl, python3-dnspython, and a

@@ -5,7 +5,7 @@
 // A zone the store does not have, or an overlay zone, gets a plain false: with several
 // backends that lets another backend own it (for metadata, pdns's remote backend reads any
 // reply as "done", which is why an overlay must be launched after the owner; see
-// docs/dnssec.md). Key material is never logged.
+// README, "Overlay zones and DNSSEC"). Key material is never logged.
 #include <algorithm>
 #include <cmath>
 
