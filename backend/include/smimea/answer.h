@@ -140,6 +140,8 @@ class Answerer {
   const Config& config_;
   std::vector<ZoneEntry> zones_;
   std::unordered_map<std::int64_t, std::size_t> by_id_;
+  // Keys view zones_[i].zone.name: rebuilt with zones_, never kept across a reload.
+  std::unordered_map<std::string_view, std::size_t> by_name_;
   bool loaded_ = false;
   std::chrono::steady_clock::time_point last_check_{};  // of the last refresh()
   SavedOwner saved_owner_;

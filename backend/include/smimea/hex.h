@@ -23,13 +23,25 @@ std::string to_hex(const Container& c) {
   return to_hex(c.data(), c.size());
 }
 
+namespace detail {
+// kHexValue[c]: the value of hex digit c (either case), or -1. A table: owner names are
+// decoded on every query.
+struct HexTable {
+  signed char value[256];
+  constexpr HexTable() : value() {
+    for (int c = 0; c < 256; ++c) {
+      value[c] = c >= '0' && c <= '9'   ? static_cast<signed char>(c - '0')
+                 : c >= 'a' && c <= 'f' ? static_cast<signed char>(c - 'a' + 10)
+                 : c >= 'A' && c <= 'F' ? static_cast<signed char>(c - 'A' + 10)
+                                        : -1;
+    }
+  }
+};
+inline constexpr HexTable kHexValue{};
+}  // namespace detail
+
 // Value of one hex digit (either case), or -1.
-inline int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+inline int hex_value(char c) { return detail::kHexValue.value[static_cast<unsigned char>(c)]; }
 
 // Decodes exactly 2*size hex digits (either case) into out[0..size). Returns false, leaving
 // out unspecified, if text has another length or a non-hex character.

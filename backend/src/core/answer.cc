@@ -1,6 +1,5 @@
 #include "smimea/answer.h"
 
-#include <algorithm>
 
 #include "smimea/hex.h"
 #include "smimea/owner_name.h"
@@ -92,8 +91,13 @@ Status Answerer::reload() {
     by_id.emplace(e.zone.id, entries.size());
     entries.push_back(std::move(e));
   }
+  by_name_.clear();  // views into the old table
   zones_ = std::move(entries);
   by_id_ = std::move(by_id);
+  // A question looks up several names among the zones (the apex, the parent of _smimecert,
+  // below_a_zone's walk): a hash lookup each, whatever the number of zones.
+  by_name_.reserve(zones_.size());
+  for (std::size_t i = 0; i < zones_.size(); ++i) by_name_.emplace(zones_[i].zone.name, i);
   loaded_ = true;
   return Status();
 }
@@ -111,11 +115,8 @@ bool Answerer::checked_recently() const {
 }
 
 const ZoneEntry* Answerer::find_zone_lower(std::string_view lower_name) const {
-  auto it =
-      std::lower_bound(zones_.begin(), zones_.end(), lower_name,
-                       [](const ZoneEntry& e, std::string_view n) { return e.zone.name < n; });
-  if (it == zones_.end() || it->zone.name != lower_name) return nullptr;
-  return &*it;
+  auto it = by_name_.find(lower_name);
+  return it == by_name_.end() ? nullptr : &zones_[it->second];
 }
 
 const ZoneEntry* Answerer::find_zone(std::string_view name) const {
