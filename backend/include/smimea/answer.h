@@ -89,9 +89,8 @@ class Answerer {
   // Reloads the zone table if the database changed since the last call.
   Status refresh();
 
-  // How long a check for changes also covers the zone-level lookups that follow it (see
-  // lookup()). The zone apex is always checked.
-  static constexpr std::chrono::milliseconds kRecheckInterval{100};
+  // How long a check for changes also covers the lookups that follow it (see lookup()).
+  static constexpr std::chrono::milliseconds kRecheckInterval{1};
 
   // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK.
   Status lookup(std::string_view qname, QType qtype, RecordSink& sink);

@@ -154,13 +154,14 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   }
 
   // Zone-level names are answered from memory. A change to the store is noticed here, with
-  // PRAGMA data_version: a read transaction, two file locks and an fstat. pdns starts every
-  // question with a lookup of the zone apex, which always checks, as does a name outside
-  // every zone of the table (perhaps a new zone). The question's later lookups of names below
-  // the apex (the _smimecert ENT, the wildcards of a denial) reuse that check while it is
-  // less than kRecheckInterval old.
+  // PRAGMA data_version: a read transaction, file locks and an fstat, as costly as the owner's
+  // read. pdns starts every question with a lookup of the zone apex; that check also covers
+  // the lookups of the next kRecheckInterval (1 ms): the rest of the question (the
+  // _smimecert ENT, the owner's repeat, the wildcards of a denial) and, under load, the next
+  // questions of this thread. So a commit is seen by every question that starts 1 ms after
+  // it. A name outside every zone of the table (perhaps a new zone) always checks.
   const ZoneEntry* zone = loaded_ ? find_zone_lower(name) : nullptr;
-  if (zone != nullptr || !loaded_ || !checked_recently() || !below_a_zone(name)) {
+  if (!loaded_ || !checked_recently() || (zone == nullptr && !below_a_zone(name))) {
     SMIMEA_RETURN_IF_ERROR(refresh());
     zone = find_zone_lower(name);
   }
@@ -193,7 +194,7 @@ Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const 
   // pdns asks for the owner twice per question when its query cache is off (its referral
   // check, then the answer), with only zone-level lookups between. The repeat is answered
   // once from the first one's rows, if no check for changes came between (refresh() drops
-  // them) and it comes within kRecheckInterval.
+  // them) and it comes within kRecheckInterval of the read.
   SavedOwner& saved = saved_owner_;
   const auto now = std::chrono::steady_clock::now();
   if (saved.valid && saved.zone_id == zone_id && saved.hash == hash &&
