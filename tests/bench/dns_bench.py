@@ -21,6 +21,10 @@ Servers (--servers):
   null-unix    pdns + null_backend over unix: the protocol's own ceiling
   null-pipe    pdns + null_backend over pipe, timeout=0
 
+With --also-records M, every server also runs on a second data set of M owners (named
+"server@M"), in the same rounds: the column "QPS ×itself@M" is then how much of its QPS at M
+a server keeps at --records owners, measured side by side (flatness with size).
+
 Data set (cached under --workdir, reused while the parameters are the same):
   * N owners user<i>@domNNN.example.com (i mod Z picks the zone), owner hash =
     SHA2-256(local-part)[:28] as RFC 8162 says. An owner gets "3 0 0" (the DER of a ~925-byte
@@ -113,12 +117,13 @@ def run(cmd, **kw):
 class DataSet:
     """The generated files for (records, zones, seed, cert pool), under workdir."""
 
-    def __init__(self, args):
+    def __init__(self, args, records):
         self.args = args
+        self.records = records
         # The store is made by smimea-ctl init: a new schema means a new data set.
         schema = hashlib.sha256((ROOT / "schema/schema.sql").read_bytes()).hexdigest()[:8]
         self.dir = pathlib.Path(args.workdir) / (
-            f"data-n{args.records}-z{args.zones}-s{args.seed}-p{args.cert_pool}"
+            f"data-n{records}-z{args.zones}-s{args.seed}-p{args.cert_pool}"
             f"-g{GENERATOR_VERSION}-{schema}")
         self.config = self.dir / "smimea.yaml"
         self.store = self.dir / "smimea.db"
@@ -210,7 +215,7 @@ class DataSet:
 
     def make_store(self, pool):
         args = self.args
-        log(f"data set: store with {args.records} owners in {args.zones} zones")
+        log(f"data set: store with {self.records} owners in {args.zones} zones")
         self.write_config(self.config, self.store)
         self.ctl("init")
         names = [f"dom{z + 1:03d}.example.com" for z in range(args.zones)]
@@ -222,7 +227,7 @@ class DataSet:
         assert [z["name"] for z in zones] == names
         now = int(time.time())
         owners = []
-        for i in range(args.records):
+        for i in range(self.records):
             local = f"user{i}"
             h = hashlib.sha256(local.encode()).digest()[:28]
             while h.hex().startswith(ABSENT_PREFIX):  # never in practice; keeps misses absent
@@ -406,11 +411,13 @@ def rss_kib(pid):
 
 
 class Server:
-    def __init__(self, name, bench):
-        self.name = name
+    def __init__(self, name, bench, data, suffix=""):
+        self.name = name + suffix  # suffix "@N": the servers of --also-records N
+        self.suffix = suffix
         self.kind, self.connector = SERVERS[name]
         self.bench = bench
-        self.dir = bench.run_dir / name
+        self.data = data
+        self.dir = bench.run_dir / self.name
         self.dir.mkdir(parents=True)
         self.port = None
         self.pdns = None
@@ -418,9 +425,10 @@ class Server:
         self.seen_children = {}  # pid -> cmdline, pipe backends seen under pdns
 
     def backend_command(self, socket_path=None):
-        build, data = self.bench.args.build, self.bench.data
+        build, data = self.bench.args.build, self.data
         if self.kind == "smimea":
-            binary = self.bench.args.backend_binaries.get(self.name, build / "smimea-backend")
+            binary = self.bench.args.backend_binaries.get(self.name.removesuffix(self.suffix),
+                                                          build / "smimea-backend")
             cmd = [binary, "--config", data.config]
         else:
             cmd = [build / "tests/bench/null_backend", "--canned", data.canned]
@@ -438,7 +446,7 @@ class Server:
             time.sleep(0.05)
 
     def start_pdns(self):
-        args, data = self.bench.args, self.bench.data
+        args, data = self.bench.args, self.data
         self.port = free_port()
         conf = [
             "local-address=127.0.0.1", f"local-port={self.port}", f"socket-dir={self.dir}",
@@ -523,7 +531,8 @@ class Server:
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.data = DataSet(args)
+        self.data = DataSet(args, args.records)
+        self.also = DataSet(args, args.also_records) if args.also_records else None
         self.procs = []
         self.run_dir = None
 
@@ -662,9 +671,11 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def report(args, data, results, latency, started):
+def report(args, bench, servers, results, latency, started):
     """Markdown tables: the all-hits set in full, then QPS and CPU for every set."""
-    names = [n for n in args.servers]
+    names = [s.name for s in servers]
+    suffix_of = {s.name: s.suffix for s in servers}
+    base_of = {s.name: s.name.removesuffix(s.suffix) for s in servers}
     main_set = args.sets[0]
     med = {}
     for (server, qset), runs in results.items():
@@ -692,25 +703,38 @@ def report(args, data, results, latency, started):
         a, b = results.get((name, main_set), []), results.get((other, main_set), [])
         return median([ratio(x[key], y[key]) for x, y in zip(a, b)]) if other else None
 
+    def same_size(name, other):
+        """other's server on name's data set, if it ran."""
+        other += suffix_of[name]
+        return other if other in names else None
+
     def ceiling(name):
-        kind, conn = SERVERS[name]
-        return f"null-{conn}" if conn and f"null-{conn}" in names else None
+        kind, conn = SERVERS[base_of[name]]
+        return same_size(name, f"null-{conn}") if conn else None
+
+    def data_text(data):
+        m = data.meta
+        return f"{m['records']} records ({m['full']} `3 0 0`) in {m['zones']} zones"
 
     lines = []
     host = socket.gethostname()
     lines.append(f"Benchmark of {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))} on "
                  f"{host} ({os.cpu_count()} CPUs, load before start "
-                 f"{args.load_before:.2f}): {data.meta['records']} records "
-                 f"({data.meta['full']} `3 0 0`) in {data.meta['zones']} zones; pdns caches off; "
+                 f"{args.load_before:.2f}): {data_text(bench.data)}"
+                 + (f" (servers named @{args.also_records}: {data_text(bench.also)})"
+                    if bench.also else "") + "; pdns caches off; "
                  f"dnsperf -T {args.threads} -c {args.clients} -q {args.outstanding}, "
                  f"{args.rounds} interleaved rounds of {args.duration} s, medians.")
     lines.append("")
     lines.append(f"Query set `{main_set}` ({QUERY_SETS[main_set]}):")
     lines.append("")
+    also = f"@{args.also_records}" if bench.also else None
     lines.append("| server | QPS | CPU µs/q (pdns + backend) | cores | p50 / p99 ms at "
                  f"{args.latency_qps} QPS | memory MiB pdns / backend | SERVFAIL / lost / other | "
-                 "QPS ×gsqlite3 | QPS ×bind | QPS ×ceiling | CPU/q ×ceiling |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "QPS ×gsqlite3 | QPS ×bind | QPS ×ceiling | CPU/q ×ceiling |"
+                 + (f" QPS ×itself{also} |" if also else ""))
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                 + ("---:|" if also else ""))
     for n in names:
         m = med.get((n, main_set))
         if not m:
@@ -718,18 +742,22 @@ def report(args, data, results, latency, started):
         lat = latency.get(n, {})
         ceil = ceiling(n)
         cm = med.get((ceil, main_set)) if ceil else None
-        g = med.get(("gsqlite3", main_set))
-        b = med.get(("bind", main_set))
-        backend_rss = f"{m['rss_backend'] / 1024:.0f}" if SERVERS[n][1] else "-"
+        g = same_size(n, "gsqlite3")
+        b = same_size(n, "bind")
+        backend_rss = f"{m['rss_backend'] / 1024:.0f}" if SERVERS[base_of[n]][1] else "-"
+        flat = ""
+        if also:
+            other = n + also if not suffix_of[n] else None
+            flat = f" {fmt(paired(n, other, 'qps') if other in names else None, '.2f')} |"
         lines.append(
             f"| {n} | {m['qps']:,.0f} | {m['cpu']:.0f} ({m['cpu_pdns']:.0f} + "
             f"{m['cpu_backend']:.0f}) | {m['cores']:.2f} | {fmt(lat.get('p50'), '.2f')} / "
             f"{fmt(lat.get('p99'), '.2f')} | {m['rss_pdns'] / 1024:.0f} / {backend_rss} | "
             f"{m['servfail']} / {m['lost']} / {m['other']} | "
-            f"{fmt(paired(n, 'gsqlite3', 'qps') if g else None, '.2f')} | "
-            f"{fmt(paired(n, 'bind', 'qps') if b else None, '.2f')} | "
+            f"{fmt(paired(n, g, 'qps') if g else None, '.2f')} | "
+            f"{fmt(paired(n, b, 'qps') if b else None, '.2f')} | "
             f"{fmt(paired(n, ceil, 'qps') if cm else None, '.2f')} | "
-            f"{fmt(paired(n, ceil, 'cpu_us') if cm else None, '.2f')} |")
+            f"{fmt(paired(n, ceil, 'cpu_us') if cm else None, '.2f')} |" + flat)
     if len(args.sets) > 1:
         lines.append("")
         lines.append("All query sets, QPS and CPU µs/q (SERVFAIL / lost):")
@@ -746,7 +774,9 @@ def report(args, data, results, latency, started):
     lines.append("")
     lines.append("CPU µs/q: CPU time of pdns (and its pipe children) and of the backend process "
                  "over the queries answered. Ratios are medians of the per-round ratios; "
-                 "×ceiling is against null_backend on the same connector. Memory: private "
+                 "×ceiling is against null_backend on the same connector"
+                 + (f", ×itself{also} against the same server on the other data set"
+                    if also else "") + ". Memory: private "
                  "resident memory (RssAnon), without the page cache of memory-mapped files; "
                  "for the pipe backend the sum over its processes.")
     return "\n".join(lines) + "\n"
@@ -761,6 +791,9 @@ def parse_args():
     p.add_argument("--build", type=pathlib.Path, default=ROOT / "build-bench",
                    help="build directory with smimea-ctl, smimea-backend, tests/bench/null_backend")
     p.add_argument("--records", type=int, default=100000, help="SMIMEA owners (default 100000)")
+    p.add_argument("--also-records", type=int, metavar="M",
+                   help="also run every server on a data set of M owners, in the same rounds, "
+                        "and report QPS at --records over QPS at M (flatness with size)")
     p.add_argument("--zones", type=int, default=100, help="zones (default 100)")
     p.add_argument("--workdir", default="/tmp/smimea-bench", help="data cache and run files")
     p.add_argument("--regenerate", action="store_true", help="rebuild the cached data set")
@@ -827,25 +860,32 @@ def main():
     started = time.time()
     bench = Bench(args)
     bench.data.ensure()
+    if bench.also:
+        bench.also.ensure()
     if args.generate_only:
         return 0
     run_root = pathlib.Path(args.workdir) / "run"
     run_root.mkdir(parents=True, exist_ok=True)
     bench.run_dir = pathlib.Path(tempfile.mkdtemp(prefix="r", dir=run_root))
-    servers = [Server(n, bench) for n in args.servers]
+    servers = [Server(n, bench, bench.data) for n in args.servers]
+    if bench.also:
+        servers += [Server(n, bench, bench.also, f"@{args.also_records}") for n in args.servers]
     try:
         for s in servers:
             s.start_backend()
         for s in servers:
             s.start_pdns()
         for s in servers:
-            s.wait_ready(bench.data.meta["first_zone"], args.ready_timeout)
+            s.wait_ready(s.data.meta["first_zone"], args.ready_timeout)
         log("servers: " + ", ".join(f"{s.name} :{s.port}" for s in servers))
         if args.check_samples > 0:
-            check_answers(servers, bench.data, args.check_samples)
+            for data in (bench.data, bench.also):
+                if data:
+                    check_answers([s for s in servers if s.data is data], data,
+                                  args.check_samples)
         if args.warmup > 0:
             for s in servers:
-                dnsperf(args, s, bench.data.queries[args.sets[0]], args.warmup,
+                dnsperf(args, s, s.data.queries[args.sets[0]], args.warmup,
                         ["-q", str(args.outstanding)])
         results = {}
         for rnd in range(args.rounds):
@@ -853,21 +893,21 @@ def main():
                 # Rotate the order each round so no server always follows the same one.
                 order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
                 for s in order:
-                    r = measure(args, s, bench.data.queries[qset], args.duration)
+                    r = measure(args, s, s.data.queries[qset], args.duration)
                     results.setdefault((s.name, qset), []).append(r)
-                    log(f"round {rnd + 1}/{args.rounds} {qset:4} {s.name:12} "
+                    log(f"round {rnd + 1}/{args.rounds} {qset:4} {s.name:20} "
                         f"{r['qps']:9,.0f} q/s {r['cpu_us']:6.1f} µs/q "
                         f"(pdns {r['cpu_us_pdns']:.1f} + backend {r['cpu_us_backend']:.1f}) "
                         f"cores {r['cores']:.2f} lost {r['lost']} codes {r['codes']}")
         latency = {}
         for s in servers:
-            latency[s.name] = measure_latency(args, s, bench.data.queries[args.sets[0]])
+            latency[s.name] = measure_latency(args, s, s.data.queries[args.sets[0]])
             log(f"latency {s.name:12} p50 {fmt(latency[s.name]['p50'], '.3f')} ms "
                 f"p99 {fmt(latency[s.name]['p99'], '.3f')} ms ({latency[s.name]['n']} answers, "
                 f"{latency[s.name]['lost']} lost)")
     finally:
         bench.stop_all(servers)
-    table = report(args, bench.data, results, latency, started)
+    table = report(args, bench, servers, results, latency, started)
     print(table)
     raw = {"args": {k: str(v) for k, v in vars(args).items()},
            "results": {f"{k[0]} {k[1]}": v for k, v in results.items()}, "latency": latency}
