@@ -697,10 +697,10 @@ def report(args, bench, servers, results, latency, started):
     def ratio(a, b):
         return None if a is None or b is None or b == 0 else a / b
 
-    def paired(name, other, key):
+    def paired(name, other, key, qset=main_set):
         """Median over rounds of name's figure over other's in the same round: on a noisy
         machine, steadier than the ratio of the medians."""
-        a, b = results.get((name, main_set), []), results.get((other, main_set), [])
+        a, b = results.get((name, qset), []), results.get((other, qset), [])
         return median([ratio(x[key], y[key]) for x, y in zip(a, b)]) if other else None
 
     def same_size(name, other):
@@ -760,7 +760,8 @@ def report(args, bench, servers, results, latency, started):
             f"{fmt(paired(n, ceil, 'cpu_us') if cm else None, '.2f')} |" + flat)
     if len(args.sets) > 1:
         lines.append("")
-        lines.append("All query sets, QPS and CPU µs/q (SERVFAIL / lost):")
+        lines.append("All query sets, QPS and CPU µs/q (SERVFAIL / lost)"
+                     + (f"; ×itself{also}" if also else "") + ":")
         lines.append("")
         lines.append("| server | " + " | ".join(f"{s}: {QUERY_SETS[s]}" for s in args.sets) + " |")
         lines.append("|---|" + "---:|" * len(args.sets))
@@ -768,8 +769,10 @@ def report(args, bench, servers, results, latency, started):
             cells = []
             for s in args.sets:
                 m = med.get((n, s))
+                flat = paired(n, n + also, "qps", s) if also and not suffix_of[n] else None
                 cells.append("-" if not m else
-                             f"{m['qps']:,.0f} q/s, {m['cpu']:.0f} µs ({m['servfail']} / {m['lost']})")
+                             f"{m['qps']:,.0f} q/s, {m['cpu']:.0f} µs ({m['servfail']} / {m['lost']})"
+                             + (f", ×{flat:.2f}" if flat is not None else ""))
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("CPU µs/q: CPU time of pdns (and its pipe children) and of the backend process "

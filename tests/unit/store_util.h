@@ -25,25 +25,10 @@ inline Certificate load_certificate(const std::string& file) {
 inline NewCertificate new_certificate(const std::string& file, const std::string& address,
                                       const std::vector<RecordParams>& params = {RecordParams{}},
                                       std::uint32_t ttl = 3600, bool lowercase_variant = true) {
-  const Certificate cert = load_certificate(file);
   auto addr = parse_address(address);
   EXPECT_TRUE(addr.ok()) << address;
-  NewCertificate n;
-  n.address = addr->to_string();
-  n.domain = addr->domain;
-  n.der = cert.der;
-  n.fingerprint = cert.fingerprint;
-  n.subject = cert.subject;
-  n.issuer = cert.issuer;
-  n.serial = cert.serial;
-  n.not_before = cert.not_before;
-  n.not_after = cert.not_after;
-  for (const OwnerHash& owner : owner_hashes_for(*addr, lowercase_variant)) {
-    for (const RecordParams& p : params) {
-      n.records.push_back({owner, p, ttl, compute_association(cert, p.selector, p.matching_type)});
-    }
-  }
-  return n;
+  if (!addr.ok()) return NewCertificate{};
+  return make_new_certificate(load_certificate(file), *addr, params, ttl, lowercase_variant);
 }
 
 // An initialised store in its own temporary directory.

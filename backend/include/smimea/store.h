@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "smimea/cert.h"
+#include "smimea/owner_name.h"
 #include "smimea/status.h"
 #include "smimea/types.h"
 
@@ -93,6 +95,13 @@ struct NewCertificate {
   };
   std::vector<Record> records;
 };
+
+// The rows smimea-ctl adds for cert at addr: a record for each of params at each owner of the
+// address (the local-part's, and the lower-cased local-part's with lowercase_variant, RFC 8162
+// section 3).
+NewCertificate make_new_certificate(const Certificate& cert, const MailAddress& addr,
+                                    const std::vector<RecordParams>& params, std::uint32_t ttl,
+                                    bool lowercase_variant);
 
 struct AddResult {
   std::string zone;       // the zone the records went into

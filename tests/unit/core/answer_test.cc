@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../store_util.h"
@@ -194,6 +196,27 @@ TEST_F(AnswerTest, SeesChangesFromAnotherConnection) {
   ASSERT_TRUE((*writer)->commit().ok());
   EXPECT_EQ(lookup("example.info.", QType::kSoa).size(), 1u);
   ASSERT_NE(answerer_.find_zone("EXAMPLE.info."), nullptr);
+}
+
+// A check for changes covers the lookups of the next kRecheckInterval (the rest of pdns's
+// question); the apex lookup of a question that starts later sees the new serial.
+TEST_F(AnswerTest, SeesANewSerialOnceTheLastCheckIsOlderThanTheInterval) {
+  const std::string before = soa("example.com");
+  EXPECT_EQ(lookup("example.com.", QType::kSoa), Lines_{"example.com. SOA 1800 " + before});
+  auto writer = Store::open(fixture_.path(), StoreOptions{});
+  ASSERT_TRUE(writer.ok());
+  auto zone = (*writer)->find_zone("example.com");
+  ASSERT_TRUE(zone.ok());
+  ASSERT_TRUE((*writer)->begin().ok());
+  ASSERT_TRUE((*writer)
+                  ->add_certificate(
+                      *zone, new_certificate("ed25519.pem", "dave@example.com", {kSpki256}, 600))
+                  .ok());
+  ASSERT_TRUE((*writer)->commit().ok());
+  const std::string after = soa("example.com");
+  ASSERT_NE(after, before);
+  std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
+  EXPECT_EQ(lookup("example.com.", QType::kSoa), Lines_{"example.com. SOA 1800 " + after});
 }
 
 TEST_F(AnswerTest, ZoneTable) {
