@@ -7,8 +7,9 @@ backend that does no work. Not part of the test suite. See tests/bench/README.md
 Method (docs PERFORMANCE.md): all servers run at once on their own free loopback ports with
 pdns's caches off (cache-ttl=0 query-cache-ttl=0 negquery-cache-ttl=0), the zone cache on and
 the default 3 distributor threads. Each round runs dnsperf (-T 1 -c 4 -q 64) against every
-server in turn, for every query set; medians over the rounds are reported. Latency is a
-separate run at a fixed -Q 1000 with -v, p50/p99 taken from the per-query lines. CPU per query
+server in turn, for every query set; medians over the rounds are reported. Latency is
+measured apart at a fixed -Q 1000 with -v, in one slice per round, interleaved the same way;
+p50/p99 are taken over the pooled per-query lines. CPU per query
 is the CPU time of pdns, of every process below it (pipe backends) and of the unix-socket
 backend process, over the queries answered.
 
@@ -605,15 +606,27 @@ def measure(args, server, query_file, duration):
     return r
 
 
-def measure_latency(args, server, query_file):
-    out = dnsperf(args, server, query_file, args.latency_duration,
-                  ["-q", str(args.outstanding), "-Q", str(args.latency_qps), "-v"])
-    lat = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
-    r = parse_dnsperf(out)
-    if not lat:
-        return {"p50": None, "p99": None, "n": 0, "lost": r["lost"]}
-    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
-    return {"p50": pick(0.50) * 1e3, "p99": pick(0.99) * 1e3, "n": len(lat), "lost": r["lost"]}
+def measure_latency(args, servers, query_set):
+    """p50/p99 at a fixed --latency-qps. Each server gets --latency-duration seconds in all,
+    in one slice per round, the servers interleaved as in the QPS rounds; percentiles are taken
+    over the pooled answers, so one noisy moment of the machine cannot decide a server's p99."""
+    slices = max(1, min(args.rounds, args.latency_duration))
+    seconds = max(1, args.latency_duration // slices)
+    pooled = {s.name: ([], [0]) for s in servers}
+    for rnd in range(slices):
+        order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
+        for s in order:
+            out = dnsperf(args, s, s.data.queries[query_set], seconds,
+                          ["-q", str(args.outstanding), "-Q", str(args.latency_qps), "-v"])
+            lat, lost = pooled[s.name]
+            lat += [float(line.split()[-1]) for line in out.splitlines() if line.startswith("> ")]
+            lost[0] += parse_dnsperf(out)["lost"]
+    result = {}
+    for name, (lat, lost) in pooled.items():
+        lat.sort()
+        pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else None
+        result[name] = {"p50": pick(0.50), "p99": pick(0.99), "n": len(lat), "lost": lost[0]}
+    return result
 
 
 def answer_signature(msg, exact):
@@ -902,10 +915,9 @@ def main():
                         f"{r['qps']:9,.0f} q/s {r['cpu_us']:6.1f} µs/q "
                         f"(pdns {r['cpu_us_pdns']:.1f} + backend {r['cpu_us_backend']:.1f}) "
                         f"cores {r['cores']:.2f} lost {r['lost']} codes {r['codes']}")
-        latency = {}
+        latency = measure_latency(args, servers, args.sets[0])
         for s in servers:
-            latency[s.name] = measure_latency(args, s, s.data.queries[args.sets[0]])
-            log(f"latency {s.name:12} p50 {fmt(latency[s.name]['p50'], '.3f')} ms "
+            log(f"latency {s.name:20} p50 {fmt(latency[s.name]['p50'], '.3f')} ms "
                 f"p99 {fmt(latency[s.name]['p99'], '.3f')} ms ({latency[s.name]['n']} answers, "
                 f"{latency[s.name]['lost']} lost)")
     finally:
