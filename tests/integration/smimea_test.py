@@ -6,6 +6,7 @@ The build directory comes from SMIMEA_BUILD_DIR (set by CTest), else ../../build
 SMIMEA_INSTALLED=1 the tests run the installed packages instead: /usr/bin/smimea-ctl,
 /usr/bin/smimea-backend and the native module in pdns's module directory.
 """
+import hashlib
 import os
 import pathlib
 import socket
@@ -121,3 +122,42 @@ class Store:
     def cleanup(self):
         if self._tmp:
             self._tmp.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# Expected values, computed without our code
+
+
+def owner_name(address):
+    """RFC 8162 section 3: SHA2-256 of the local-part, first 28 octets in hex, + _smimecert."""
+    local, domain = address.rsplit("@", 1)
+    return hashlib.sha256(local.encode()).hexdigest()[:56] + "._smimecert." + domain + "."
+
+
+def openssl(*args, input=None):
+    r = subprocess.run(["openssl", *map(str, args)], input=input, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, f"openssl {args}: {r.stderr.decode(errors='replace')}"
+    return r.stdout
+
+
+class Cert:
+    """A certificate made with the openssl CLI, with its association data from openssl."""
+
+    def __init__(self, directory, address, **kwargs):
+        self.address = address
+        self.pem, self.key = make_cert(directory, address, **kwargs)
+        self.der = openssl("x509", "-in", self.pem, "-outform", "DER")
+        pubkey_pem = openssl("x509", "-in", self.pem, "-pubkey", "-noout")
+        self.spki = openssl("pkey", "-pubin", "-outform", "DER", input=pubkey_pem)
+        self.owner = owner_name(address)
+
+    def data(self, selector, matching_type):
+        content = self.der if selector == 0 else self.spki
+        if matching_type == 0:
+            return content
+        return (hashlib.sha256 if matching_type == 1 else hashlib.sha512)(content).digest()
+
+    def rdatas(self, *params):
+        """{(usage, selector, matching_type, data)} for the given (u, s, m) sets."""
+        return {(u, s, m, self.data(s, m)) for (u, s, m) in params}

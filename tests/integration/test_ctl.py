@@ -11,7 +11,6 @@ Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test
 import datetime
 import hashlib
 import json
-import os
 import pathlib
 import random
 import signal

@@ -12,7 +12,6 @@ order of RFC 4034 section 6.1 as dnspython implements it, never from our own out
 
 Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test_dnssec.py
 """
-import hashlib
 import json
 import os
 import pathlib
@@ -42,7 +41,8 @@ import dns.rdatatype  # noqa: E402
 
 from pdns import (ADDRESS, CONNECTORS, PdnsServer, sqlite_schema_file,  # noqa: E402
                   stop_process)
-from smimea_test import BACKEND, CTL, Store, free_port, make_cert, run  # noqa: E402
+from smimea_test import (BACKEND, CTL, Cert, Store, free_port, make_cert, openssl,  # noqa: E402
+                         owner_name, run)
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 for _tool in (BACKEND, CTL):
@@ -93,39 +93,8 @@ CONNECTOR_NAMES = list(CONNECTORS)
 # Expected values, computed without our code
 
 
-def owner_name(address):
-    """RFC 8162 section 3: SHA2-256 of the local-part, first 28 octets in hex, + _smimecert."""
-    local, domain = address.rsplit("@", 1)
-    return hashlib.sha256(local.encode()).hexdigest()[:56] + "._smimecert." + domain + "."
-
-
 def random_owner(domain, seed):
     return f"{random.Random(seed).getrandbits(224):056x}._smimecert.{domain}."
-
-
-def openssl(*args, input=None):
-    r = subprocess.run(["openssl", *map(str, args)], input=input, capture_output=True,
-                       timeout=60)
-    assert r.returncode == 0, f"openssl {args}: {r.stderr.decode(errors='replace')}"
-    return r.stdout
-
-
-class Person:
-    """A certificate and key made with the openssl CLI."""
-
-    def __init__(self, directory, address, key):
-        self.address = address
-        self.pem, self.key = make_cert(directory, address, key=key)
-        self.der = openssl("x509", "-in", self.pem, "-outform", "DER")
-        pubkey_pem = openssl("x509", "-in", self.pem, "-pubkey", "-noout")
-        self.spki = openssl("pkey", "-pubin", "-outform", "DER", input=pubkey_pem)
-        self.owner = owner_name(address)
-
-    def data(self, selector, matching_type):
-        content = self.der if selector == 0 else self.spki
-        if matching_type == 0:
-            return content
-        return (hashlib.sha256 if matching_type == 1 else hashlib.sha512)(content).digest()
 
 
 def zone_of(address):
@@ -321,7 +290,7 @@ class TamperProxy:
 @pytest.fixture(scope="session")
 def people(tmp_path_factory):
     d = tmp_path_factory.mktemp("people")
-    return {who: Person(d, addr, key) for who, (addr, key, _) in PEOPLE.items()}
+    return {who: Cert(d, addr, key=key) for who, (addr, key, _) in PEOPLE.items()}
 
 
 class Env:

@@ -30,7 +30,7 @@ import dns.rdatatype  # noqa: E402
 
 from pdns import (CONNECTORS, PDNSUTIL, PdnsServer, sqlite_schema_file,  # noqa: E402
                   stop_process, wait_for_socket)
-from smimea_test import BACKEND, CTL, Store, make_cert, run  # noqa: E402
+from smimea_test import BACKEND, CTL, Cert, Store, owner_name, run  # noqa: E402
 
 for _tool in (BACKEND, CTL):
     if not _tool.exists():
@@ -74,41 +74,6 @@ CONNECTOR_NAMES = list(CONNECTORS)
 
 # --------------------------------------------------------------------------------------------
 # Expected values, computed without our code
-
-
-def owner_name(address):
-    """RFC 8162 section 3: SHA2-256 of the local-part, first 28 octets in hex, + _smimecert."""
-    local, domain = address.rsplit("@", 1)
-    return hashlib.sha256(local.encode()).hexdigest()[:56] + "._smimecert." + domain + "."
-
-
-def openssl(*args, input=None):
-    r = subprocess.run(["openssl", *map(str, args)], input=input, capture_output=True,
-                       timeout=60)
-    assert r.returncode == 0, f"openssl {args}: {r.stderr.decode(errors='replace')}"
-    return r.stdout
-
-
-class Cert:
-    """A certificate made with the openssl CLI, with its association data from openssl."""
-
-    def __init__(self, directory, address, **kwargs):
-        self.address = address
-        self.pem, _ = make_cert(directory, address, **kwargs)
-        self.der = openssl("x509", "-in", self.pem, "-outform", "DER")
-        pubkey_pem = openssl("x509", "-in", self.pem, "-pubkey", "-noout")
-        self.spki = openssl("pkey", "-pubin", "-outform", "DER", input=pubkey_pem)
-        self.owner = owner_name(address)
-
-    def data(self, selector, matching_type):
-        content = self.der if selector == 0 else self.spki
-        if matching_type == 0:
-            return content
-        return (hashlib.sha256 if matching_type == 1 else hashlib.sha512)(content).digest()
-
-    def rdatas(self, *params):
-        """{(usage, selector, matching_type, data)} for the given (u, s, m) sets."""
-        return {(u, s, m, self.data(s, m)) for (u, s, m) in params}
 
 
 def smimea_set(rrset_or_rdatas):

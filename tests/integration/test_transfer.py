@@ -55,8 +55,7 @@ import dns.tsigkeyring  # noqa: E402
 
 from pdns import (ADDRESS, CONNECTORS, PDNSUTIL, Connector, PdnsServer,  # noqa: E402
                   sqlite_schema_file, stop_process)
-from smimea_test import BACKEND, CTL, Store, free_port, run  # noqa: E402
-from test_pdns import Cert, owner_name  # noqa: E402
+from smimea_test import BACKEND, CTL, Cert, Store, free_port, owner_name, run  # noqa: E402
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 DELV = shutil.which("delv") or "/usr/bin/delv"
