@@ -1,6 +1,5 @@
 #include "smimea/answer.h"
 
-
 #include "smimea/hex.h"
 #include "smimea/owner_name.h"
 
