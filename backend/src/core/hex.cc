@@ -20,7 +20,8 @@ bool decode_hex(std::string_view text, std::uint8_t* out, std::size_t size) {
     const int hi = hex_value(text[2 * i]);
     const int lo = hex_value(text[2 * i + 1]);
     bad |= hi | lo;
-    out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+    out[i] =
+        static_cast<std::uint8_t>((static_cast<unsigned>(hi) << 4) | static_cast<unsigned>(lo));
   }
   return bad >= 0;
 }

@@ -29,6 +29,29 @@ std::vector<std::string> owner_names(std::string_view text, bool lowercase_varia
   return out;
 }
 
+// Owner names are decoded from the query on every lookup: every non-hex digit, in either place
+// of a pair, must be refused (and never shifted as a negative value).
+TEST(Hex, DecodesEitherCaseAndRefusesEveryNonDigit) {
+  std::uint8_t out[2];
+  ASSERT_TRUE(decode_hex("0aFf", out, 2));
+  EXPECT_EQ(out[0], 0x0a);
+  EXPECT_EQ(out[1], 0xff);
+  for (const char* bad : {"g0ff", "0gff", "00g0", "000g", "0a f", "0a-f",
+                          "\xff"
+                          "0a0"}) {
+    EXPECT_FALSE(decode_hex(bad, out, 2)) << bad;
+  }
+  EXPECT_FALSE(decode_hex("0aff0", out, 2));
+  EXPECT_FALSE(decode_hex("0af", out, 2));
+  for (int c = 0; c < 256; ++c) {
+    const bool digit = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    const char text[3] = {static_cast<char>(c), '0', 0};
+    EXPECT_EQ(decode_hex(std::string_view(text, 2), out, 1), digit) << c;
+    const char swapped[3] = {'0', static_cast<char>(c), 0};
+    EXPECT_EQ(decode_hex(std::string_view(swapped, 2), out, 1), digit) << c;
+  }
+}
+
 TEST(OwnerName, Rfc8162Vector) {
   EXPECT_EQ(
       owner_names("hugh@example.com", true),
