@@ -577,6 +577,15 @@ TEST(StoreCertificates, ListFilters) {
   auto none = f.store().list_certificates("bob@example.com", "_smimecert.example.org");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+  // Both filters, the address in another case: the address's index, then the zone.
+  auto both = f.store().list_certificates("BOB@example.com", "example.com");
+  ASSERT_TRUE(both.ok());
+  ASSERT_EQ(both->size(), 1u);
+  EXPECT_EQ((*both)[0].address, "bob@example.com");
+  auto carol = f.store().list_certificates("Carol@Example.org", "");
+  ASSERT_TRUE(carol.ok());
+  ASSERT_EQ(carol->size(), 1u);
+  EXPECT_EQ((*carol)[0].zone, "_smimecert.example.org");
 }
 
 class Collect : public RecordVisitor {
