@@ -1,5 +1,6 @@
 // Fuzzes the remote backend end to end: a request line through the Handler, against a small
-// store, must give exactly one reply line that is a JSON object with a "result" member.
+// store, must give exactly one reply line that is a JSON object with a "result" member; and
+// the lookup fast path, where it accepts a line, must read it as nlohmann::json does.
 #include <unistd.h>
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "handler.h"
+#include "protocol.h"
 #include "smimea/config.h"
 #include "smimea/owner_name.h"
 #include "smimea/store.h"
@@ -45,6 +47,15 @@ smimea::remote::Handler* handler() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   if (line.find('\n') != std::string_view::npos) return 0;  // the transport splits lines
+  // The lookup fast path reads nothing that the JSON library would read differently.
+  smimea::remote::LookupRequest fast;
+  if (smimea::remote::parse_lookup_request(line, &fast)) {
+    auto ref = smimea::remote::parse_request(line);
+    if (!ref.ok() || ref->method != "lookup" || ref->string_param("qname") != fast.qname ||
+        ref->string_param("qtype") != fast.qtype) {
+      __builtin_trap();
+    }
+  }
   std::string reply;
   handler()->handle(line, reply);
   if (reply.empty() || reply.back() != '\n' || reply.find('\n') != reply.size() - 1) {

@@ -56,6 +56,10 @@ bool parse_owner_qname(std::string_view qname, OwnerHash* hash, std::string_view
 // True if a and b are equal ignoring ASCII letter case.
 bool iequals(std::string_view a, std::string_view b);
 
+// Copies in[0..n) to out[0..n) with ASCII letters in lower case, every other byte as it is.
+// Hot path (every name of every lookup): eight bytes per step.
+void ascii_lower_copy(const char* in, std::size_t n, char* out);
+
 // Removes one trailing dot, if any.
 inline std::string_view strip_trailing_dot(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);

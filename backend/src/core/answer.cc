@@ -13,10 +13,7 @@ constexpr std::size_t kMaxQnameBytes = 255;
 bool to_lower_name(std::string_view in, char (&buf)[kMaxQnameBytes + 1], std::string_view* out) {
   in = strip_trailing_dot(in);
   if (in.size() > kMaxQnameBytes) return false;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-  }
+  ascii_lower_copy(in.data(), in.size(), buf);
   *out = std::string_view(buf, in.size());
   return true;
 }

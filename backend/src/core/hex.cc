@@ -1,16 +1,32 @@
 #include "smimea/hex.h"
 
+#include <cstring>
+
 namespace smimea {
 
+namespace {
+
+// The two digits of every byte value: one copy per byte (every answer of the remote backend
+// carries its records' data in hex).
+struct HexPairs {
+  char digits[256][2];
+  constexpr HexPairs() : digits() {
+    constexpr char kDigits[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+      digits[b][0] = kDigits[b >> 4];
+      digits[b][1] = kDigits[b & 0x0f];
+    }
+  }
+};
+constexpr HexPairs kHexPairs{};
+
+}  // namespace
+
 void append_hex(std::string& out, const std::uint8_t* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   const std::size_t start = out.size();
   out.resize(start + 2 * size);
   char* p = &out[start];
-  for (std::size_t i = 0; i < size; ++i) {
-    *p++ = kDigits[data[i] >> 4];
-    *p++ = kDigits[data[i] & 0x0f];
-  }
+  for (std::size_t i = 0; i < size; ++i, p += 2) std::memcpy(p, kHexPairs.digits[data[i]], 2);
 }
 
 bool decode_hex(std::string_view text, std::uint8_t* out, std::size_t size) {

@@ -5,7 +5,9 @@
 #include <uninorm.h>
 #include <unistr.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "openssl_util.h"
@@ -279,6 +281,25 @@ bool iequals(std::string_view a, std::string_view b) {
     if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   }
   return true;
+}
+
+void ascii_lower_copy(const char* in, std::size_t n, char* out) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101;
+  constexpr std::uint64_t kHigh = 0x8080808080808080;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, in + i, 8);
+    // Per byte, on its low seven bits (no carry crosses into the next byte): the high bit of
+    // ge_a is set from 'A' up, that of gt_z from 'Z' + 1 up. Bytes >= 0x80 are left alone.
+    const std::uint64_t low7 = x & ~kHigh;
+    const std::uint64_t ge_a = low7 + kOnes * (0x80 - 'A');
+    const std::uint64_t gt_z = low7 + kOnes * (0x7f - 'Z');
+    const std::uint64_t upper = ge_a & ~gt_z & ~x & kHigh;
+    x |= upper >> 2;  // 0x80 >> 2 == 0x20, the case bit
+    std::memcpy(out + i, &x, 8);
+  }
+  for (; i < n; ++i) out[i] = ascii_lower(in[i]);
 }
 
 bool parse_owner_qname(std::string_view qname, OwnerHash* hash, std::string_view* rest) {

@@ -84,8 +84,29 @@ std::size_t plain_prefix(const char* p, std::size_t n) {
   return i;
 }
 
-// A cursor over a subset of JSON (RFC 8259): enough to walk pdns's lookup requests. Every
-// method fails (returns false) on anything outside the subset, valid JSON or not.
+// True if no byte of [p, p + n) is a control character, a backslash or non-ASCII. In such a
+// line every JSON string ends at the next '"'. Eight bytes per step, as plain_prefix().
+bool escape_free(const char* p, std::size_t n) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101;
+  constexpr std::uint64_t kHigh = 0x8080808080808080;
+  std::uint64_t flagged = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, p + i, 8);
+    const std::uint64_t backslash = x ^ (kOnes * '\\');
+    flagged |= x | ((x - kOnes * 0x20) & ~x) | ((backslash - kOnes) & ~backslash);
+  }
+  for (; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (c < 0x20 || c >= 0x80 || c == '\\') return false;
+  }
+  return (flagged & kHigh) == 0;
+}
+
+// A cursor over a subset of JSON (RFC 8259) in an escape_free() text: enough to walk pdns's
+// lookup requests. Every method fails (returns false) on anything outside the subset, valid
+// JSON or not.
 class FlatJsonReader {
  public:
   explicit FlatJsonReader(std::string_view text) : s_(text) {}
@@ -103,14 +124,14 @@ class FlatJsonReader {
     skip_space();
     return pos_ == s_.size();
   }
-  // A string of printable ASCII without escapes; *out is its content.
+  // A string; *out is its content. The text must be escape_free().
   bool string(std::string_view* out) {
     if (!consume('"')) return false;
-    const std::size_t start = pos_;
-    pos_ += plain_prefix(s_.data() + pos_, s_.size() - pos_);
-    if (pos_ >= s_.size() || s_[pos_] != '"') return false;
-    *out = s_.substr(start, pos_ - start);
-    ++pos_;
+    const char* begin = s_.data() + pos_;
+    const auto* end = static_cast<const char*>(std::memchr(begin, '"', s_.size() - pos_));
+    if (end == nullptr) return false;
+    *out = std::string_view(begin, static_cast<std::size_t>(end - begin));
+    pos_ += out->size() + 1;
     return true;
   }
   // A string as above, an integer without fraction or exponent, true, false or null. *str is
@@ -176,7 +197,7 @@ bool read_lookup_parameters(FlatJsonReader& in, LookupRequest* out) {
 }  // namespace
 
 bool parse_lookup_request(std::string_view line, LookupRequest* out) {
-  if (line.size() > kMaxRequestBytes) return false;
+  if (line.size() > kMaxRequestBytes || !escape_free(line.data(), line.size())) return false;
   FlatJsonReader in(line);
   bool is_lookup = false;
   LookupRequest req;

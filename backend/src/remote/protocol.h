@@ -40,7 +40,7 @@ struct LookupRequest {
 // Fills *out and returns true if line is a well-formed JSON lookup request of the plain shape
 // pdns sends: a flat object whose "method" is "lookup" and whose "parameters" object holds
 // only strings, integers and literals, with "qname" and "qtype" non-empty strings, and no
-// string containing an escape, a control character or a non-ASCII byte. Returns false for
+// backslash, control character (tab included) or non-ASCII byte anywhere. Returns false for
 // everything else, which parse_request() then handles: it never accepts what parse_request()
 // would reject, and reads the same qname and qtype.
 bool parse_lookup_request(std::string_view line, LookupRequest* out);

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "smimea/hex.h"
@@ -49,6 +52,42 @@ TEST(Hex, DecodesEitherCaseAndRefusesEveryNonDigit) {
     EXPECT_EQ(decode_hex(std::string_view(text, 2), out, 1), digit) << c;
     const char swapped[3] = {'0', static_cast<char>(c), 0};
     EXPECT_EQ(decode_hex(std::string_view(swapped, 2), out, 1), digit) << c;
+  }
+}
+
+TEST(Hex, EncodesEveryByteAsPrintfDoes) {
+  std::uint8_t all[256];
+  std::string expected = "prefix:";
+  for (int b = 0; b < 256; ++b) {
+    all[b] = static_cast<std::uint8_t>(b);
+    char two[3];
+    std::snprintf(two, sizeof two, "%02x", b);
+    expected += two;
+  }
+  std::string out = "prefix:";
+  append_hex(out, all, sizeof all);
+  EXPECT_EQ(out, expected);
+  std::uint8_t back[256];
+  ASSERT_TRUE(decode_hex(std::string_view(out).substr(7), back, sizeof back));
+  EXPECT_EQ(std::memcmp(back, all, sizeof all), 0);
+}
+
+TEST(OwnerName, LowerCasesAsciiLettersOnlyAtEveryPosition) {
+  // Every byte value at every position of a 19-byte name (two 8-byte steps and a tail),
+  // against the C library's tolower in the "C" locale.
+  for (int b = 0; b < 256; ++b) {
+    for (std::size_t pos = 0; pos < 19; ++pos) {
+      char in[19];
+      for (std::size_t i = 0; i < sizeof in; ++i) in[i] = "MiXeD.CaSe-Name_@Z"[i % 18];
+      in[pos] = static_cast<char>(b);
+      char out[19];
+      ascii_lower_copy(in, sizeof in, out);
+      for (std::size_t i = 0; i < sizeof in; ++i) {
+        const auto c = static_cast<unsigned char>(in[i]);
+        const char want = c < 0x80 ? static_cast<char>(std::tolower(c)) : in[i];
+        ASSERT_EQ(out[i], want) << "byte " << b << " at " << pos << ", position " << i;
+      }
+    }
   }
 }
 

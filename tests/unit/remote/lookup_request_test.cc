@@ -1,0 +1,91 @@
+// parse_lookup_request (the lookup fast path) against parse_request (nlohmann::json, the
+// reference): whatever the fast path accepts, the reference accepts too, as a lookup with the
+// same qname and qtype; lines outside the fast path's subset are left to the reference.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "protocol.h"
+
+namespace smimea::remote {
+namespace {
+
+// pdns 4.7's own spelling (json11: a space after ':' and ',').
+const std::string kPdnsLine =
+    R"({"method": "lookup", "parameters": {"local": "127.0.0.1", "qname": "Www.Example.com.", )"
+    R"("qtype": "ANY", "real-remote": "127.0.0.1/32", "remote": "127.0.0.1", "zone-id": 7}})";
+
+// Either the fast path declines, or it reads what the reference reads.
+void expect_agrees(const std::string& line) {
+  SCOPED_TRACE(line);
+  LookupRequest fast;
+  if (!parse_lookup_request(line, &fast)) return;
+  auto ref = parse_request(line);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  EXPECT_EQ(ref->method, "lookup");
+  EXPECT_EQ(fast.qname, ref->string_param("qname"));
+  EXPECT_EQ(fast.qtype, ref->string_param("qtype"));
+}
+
+TEST(LookupRequest, ReadsPdnsLine) {
+  LookupRequest fast;
+  ASSERT_TRUE(parse_lookup_request(kPdnsLine, &fast));
+  EXPECT_EQ(fast.qname, "Www.Example.com.");
+  EXPECT_EQ(fast.qtype, "ANY");
+  expect_agrees(kPdnsLine);
+}
+
+TEST(LookupRequest, ReadsCompactSpellingAndLastDuplicate) {
+  const std::string line =
+      R"({"parameters":{"qname":"a.example.","qtype":"SOA","qname":"b.example."},"method":"lookup"})";
+  LookupRequest fast;
+  ASSERT_TRUE(parse_lookup_request(line, &fast));
+  EXPECT_EQ(fast.qname, "b.example.");  // nlohmann keeps the last duplicate
+  expect_agrees(line);
+}
+
+TEST(LookupRequest, LeavesEveryOtherLineToTheReference) {
+  const std::vector<std::string> declined = {
+      // an escape anywhere: in the name, in another member, outside a string
+      R"({"method": "lookup", "parameters": {"qname": "a\u002eexample.", "qtype": "ANY"}})",
+      R"({"method": "lookup", "parameters": {"qname": "a\"b.example.", "qtype": "ANY"}})",
+      R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY", "remote": "\\"}})",
+      // control characters (a tab between tokens is valid JSON), non-ASCII
+      "{\"method\":\t\"lookup\", \"parameters\": {\"qname\": \"a.example.\", \"qtype\": \"ANY\"}}",
+      "{\"method\": \"lookup\", \"parameters\": {\"qname\": \"\xc3\xa9.example.\", \"qtype\": "
+      "\"ANY\"}}",
+      // not a lookup, or without qname/qtype, or nested values
+      R"({"method": "list", "parameters": {"qname": "a.example.", "qtype": "ANY"}})",
+      R"({"method": "lookup", "parameters": {"qtype": "ANY"}})",
+      R"({"method": "lookup", "parameters": {"qname": "", "qtype": "ANY"}})",
+      R"({"method": "lookup", "parameters": {"qname": "a.", "qtype": "ANY", "x": [1]}})",
+      R"({"method": "lookup", "parameters": {"qname": 5, "qtype": "ANY"}})",
+      // malformed
+      R"({"method": "lookup", "parameters": {"qname": "a.example., "qtype": "ANY"}})",
+      R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY"}} x)",
+      R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY")",
+      R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY", "n": 1.5}})",
+      R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY", "n": 01}})",
+  };
+  for (const std::string& line : declined) {
+    LookupRequest fast;
+    EXPECT_FALSE(parse_lookup_request(line, &fast)) << line;
+  }
+}
+
+TEST(LookupRequest, AgreesWithTheReferenceOnEveryCutAndByteChange) {
+  // Every prefix of pdns's line, and every single-byte change to it at each position.
+  for (std::size_t n = 0; n <= kPdnsLine.size(); ++n) expect_agrees(kPdnsLine.substr(0, n));
+  const char replacements[] = {'"', '\\', ',', ':', '{', '}', '[', ' ', '\t', 'x', '0', '\x80'};
+  for (std::size_t i = 0; i < kPdnsLine.size(); ++i) {
+    for (const char c : replacements) {
+      std::string line = kPdnsLine;
+      line[i] = c;
+      expect_agrees(line);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace smimea::remote
