@@ -46,6 +46,49 @@ void fill(ReplyWriter& w, int n) {
   }
 }
 
+// Records whose qname, TTL and zone repeat or change in every combination, names that need
+// escaping and the longest one: what nlohmann::json reads back is what was written.
+TEST(ReplyWriter, EveryRecordReadsBackAsWritten) {
+  struct Rec {
+    std::string qname;
+    std::string qtype;
+    std::uint32_t ttl;
+    std::int64_t zone_id;
+  };
+  const std::string longest = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                              std::string(63, 'c') + "." + std::string(61, 'd') + ".";
+  const std::vector<Rec> recs = {
+      {"example.com.", "SOA", 3600, 7},
+      {"example.com.", "NS", 3600, 7},
+      {"example.com.", "NS", 300, 7},
+      {"example.com.", "NS", 300, 8},
+      {"example.com", "NS", 300, 8},
+      {"example.org.", "NS", 300, 8},
+      {"exam\"ple.org.", "NS", 300, 8},
+      {"exam\"ple.org.", "NS", 4294967295u, 9223372036854775807},
+      {std::string("t\tab\x01.\xc3\xa9.\0", 10), "NS", 0, -1},  // a NUL too
+      {longest, "NS", 0, -1},
+      {longest, "NS", 1, 0},
+      {"", "ENT", 1, 0},
+  };
+  std::string out;
+  ReplyWriter w(out);
+  w.begin();
+  for (const Rec& r : recs) w.add_text(r.qname, r.qtype, r.ttl, r.zone_id, "c");
+  w.end();
+  auto parsed = nlohmann::json::parse(out);
+  ASSERT_EQ(parsed["result"].size(), recs.size());
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    const auto& got = parsed["result"][i];
+    EXPECT_EQ(got["qname"], recs[i].qname) << i;
+    EXPECT_EQ(got["qtype"], recs[i].qtype) << i;
+    EXPECT_EQ(got["ttl"], recs[i].ttl) << i;
+    EXPECT_EQ(got["domain_id"], recs[i].zone_id) << i;
+    EXPECT_EQ(got["content"], "c") << i;
+    EXPECT_EQ(got["auth"], 1) << i;
+  }
+}
+
 TEST(ReplyWriterStream, PiecesAndRestMakeTheWholeReply) {
   std::string whole;
   ReplyWriter plain(whole);
