@@ -264,62 +264,24 @@ void ReplyWriter::fail(std::string_view message) {
   out_.append("]}\n");
 }
 
-namespace {
-constexpr std::string_view kHeadOpen = "{\"qname\":\"";
-constexpr std::string_view kHeadClose = "\",\"qtype\":\"";
-}  // namespace
-
 void ReplyWriter::open_record(std::string_view qname, std::string_view qtype) {
   if (count_++ > 0) out_.push_back(',');
-  // The records of a lookup share their qname: it is checked for escapes once.
-  const bool held = head_size_ > 0 && qname.size() == head_qname_size_ &&
-                    std::memcmp(head_ + kHeadOpen.size(), qname.data(), qname.size()) == 0;
-  if (!held) set_head(qname);
-  if (head_size_ > 0) {
-    out_.append(head_, head_size_);
-  } else {
-    out_.append("{\"qname\":");
-    append_json_string(out_, qname);
-    out_.append(",\"qtype\":\"");
-  }
+  out_.append("{\"qname\":");
+  append_json_string(out_, qname);
+  out_.append(",\"qtype\":\"");
   out_.append(qtype);
   out_.append("\",\"content\":");
 }
 
-void ReplyWriter::set_head(std::string_view qname) {
-  head_size_ = 0;  // a name that needs escaping, or is too long for head_, is not held
-  if (kHeadOpen.size() + qname.size() + kHeadClose.size() > sizeof head_ ||
-      plain_prefix(qname.data(), qname.size()) != qname.size()) {
-    return;
-  }
-  char* p = head_;
-  for (std::string_view piece : {kHeadOpen, qname, kHeadClose}) {
-    std::memcpy(p, piece.data(), piece.size());
-    p += piece.size();
-  }
-  head_size_ = static_cast<std::size_t>(p - head_);
-  head_qname_size_ = qname.size();
-}
-
 void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
-  // And mostly their TTL and zone.
-  if (tail_size_ == 0 || ttl != tail_ttl_ || zone_id != tail_zone_id_) {
-    tail_ttl_ = ttl;
-    tail_zone_id_ = zone_id;
-    char* p = tail_;
-    char* const end = tail_ + sizeof tail_;
-    auto put = [&p](std::string_view text) {
-      std::memcpy(p, text.data(), text.size());
-      p += text.size();
-    };
-    put(",\"ttl\":");
-    p = std::to_chars(p, end, ttl).ptr;
-    put(",\"domain_id\":");
-    p = std::to_chars(p, end, zone_id).ptr;
-    put(",\"auth\":1}");
-    tail_size_ = static_cast<std::size_t>(p - tail_);
-  }
-  out_.append(tail_, tail_size_);
+  char digits[24];
+  out_.append(",\"ttl\":");
+  out_.append(digits, static_cast<std::size_t>(
+                          std::to_chars(digits, digits + sizeof digits, ttl).ptr - digits));
+  out_.append(",\"domain_id\":");
+  out_.append(digits, static_cast<std::size_t>(
+                          std::to_chars(digits, digits + sizeof digits, zone_id).ptr - digits));
+  out_.append(",\"auth\":1}");
   if (stream_ != nullptr && out_.size() >= flush_bytes_) {
     // After a failed send the rest is dropped: the peer is gone, the caller stops.
     if (!failed_ && !stream_->send(out_)) failed_ = true;

@@ -86,7 +86,6 @@ class ReplyWriter : public RecordSink {
  private:
   void open_record(std::string_view qname, std::string_view qtype);
   void close_record(std::uint32_t ttl, std::int64_t zone_id);
-  void set_head(std::string_view qname);
 
   std::string& out_;
   ReplyStream* stream_;
@@ -94,15 +93,6 @@ class ReplyWriter : public RecordSink {
   std::size_t count_ = 0;
   bool flushed_ = false;
   bool failed_ = false;
-  // The text around the content of the last record, kept while its qname (resp. TTL and
-  // zone) repeat, as they do within a lookup's reply. Fixed buffers: nothing is allocated.
-  char head_[300];  // {"qname":"<qname>","qtype":"  (a qname of up to 255 bytes fits)
-  std::size_t head_size_ = 0;
-  std::size_t head_qname_size_ = 0;
-  char tail_[64];  // ,"ttl":<ttl>,"domain_id":<zone id>,"auth":1}  (60 bytes at most)
-  std::size_t tail_size_ = 0;
-  std::uint32_t tail_ttl_ = 0;
-  std::int64_t tail_zone_id_ = 0;
 };
 
 // {"result":true}\n and friends.
