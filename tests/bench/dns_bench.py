@@ -460,7 +460,9 @@ class Server:
         elif self.kind == "bind":
             conf += ["launch=bind", f"bind-config={data.named_conf}"]
         elif self.kind == "native":
-            conf += [f"load-modules={args.build.resolve() / 'libsmimeabackend.so'}",
+            module = args.backend_binaries.get(self.name.removesuffix(self.suffix),
+                                               args.build / "libsmimeabackend.so")
+            conf += [f"load-modules={module}",
                      "launch=smimea", f"smimea-config={data.config}"]
         elif self.connector == "unix":
             conf += ["launch=remote",
@@ -831,7 +833,8 @@ def parse_args():
                    help="questions per query set compared across servers before measuring")
     p.add_argument("--other-backend", action="append", default=[], metavar="LABEL=PATH",
                    help="also measure this smimea-backend binary (another build, say) as "
-                        "servers LABEL-unix and LABEL-pipe, in the same rounds (repeatable)")
+                        "servers LABEL-unix and LABEL-pipe, or this libsmimeabackend.so as "
+                        "server LABEL-native, in the same rounds (repeatable)")
     p.add_argument("--pdns-setting", action="append", default=[],
                    help="extra pdns.conf line for every server (repeatable)")
     p.add_argument("--ready-timeout", type=int, default=600, help="seconds for pdns to load")
@@ -845,12 +848,15 @@ def parse_args():
     args.backend_binaries = {}
     for spec in args.other_backend:
         label, _, path = spec.partition("=")
-        if not label or not os.access(path, os.X_OK) or " " in path:
-            p.error(f"--other-backend {spec}: expected LABEL=PATH of an executable")
-        for conn in ("unix", "pipe"):
-            SERVERS[f"{label}-{conn}"] = ("smimea", conn)
-            args.backend_binaries[f"{label}-{conn}"] = pathlib.Path(path).resolve()
-            args.servers.append(f"{label}-{conn}")
+        module = path.endswith(".so")
+        if not label or " " in path or not (os.path.isfile(path) if module
+                                            else os.access(path, os.X_OK)):
+            p.error(f"--other-backend {spec}: expected LABEL=PATH of an executable or a .so")
+        for conn in ([None] if module else ["unix", "pipe"]):
+            name = f"{label}-{conn or 'native'}"
+            SERVERS[name] = ("native", None) if module else ("smimea", conn)
+            args.backend_binaries[name] = pathlib.Path(path).resolve()
+            args.servers.append(name)
     args.sets = [s for s in args.sets.split(",") if s]
     for s in args.servers:
         if s not in SERVERS:
