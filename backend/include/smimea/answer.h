@@ -5,13 +5,14 @@
 // each zone's SOA content rendered, reloaded only when the database changed (PRAGMA
 // data_version), never per query. lookup() costs, after warm-up: no heap allocation, at most
 // one indexed SELECT (owner names only), zone-level names answered from memory.
-// Not thread-safe: one Answerer per connection/thread, as PowerDNS uses one backend instance
-// per thread.
+// One Answerer per connection/thread, as PowerDNS uses one backend instance per thread: only
+// release_if_stale() may be called from another thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -83,14 +84,26 @@ class ZoneListing {
 
 class Answerer {
  public:
-  // Both must outlive the Answerer.
+  // Both must outlive the Answerer. The Store's connection is the Answerer's alone.
   Answerer(Store& store, const Config& config);
+  ~Answerer();
+  Answerer(const Answerer&) = delete;
+  Answerer& operator=(const Answerer&) = delete;
 
   // Reloads the zone table if the database changed since the last call.
   Status refresh();
 
-  // How long a check for changes also covers the lookups that follow it (see lookup()).
+  // How long a check for changes, and the read snapshot it was made in, serve the lookups
+  // that follow it (see lookup()).
   static constexpr std::chrono::milliseconds kRecheckInterval{1};
+
+  // Lookups keep their read transaction open and reuse it for kRecheckInterval: beginning and
+  // ending one (file locks on the -shm file, an fstat) costs more than the indexed read. One
+  // thread per process ends the transactions of Answerers that went idle, every
+  // kReleaseInterval, so that an idle server does not keep SQLite's checkpoints from emptying
+  // the WAL. Thread-safe; for that thread.
+  static constexpr std::chrono::milliseconds kReleaseInterval{100};
+  void release_if_stale();
 
   // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK.
   Status lookup(std::string_view qname, QType qtype, RecordSink& sink);
@@ -130,6 +143,9 @@ class Answerer {
  private:
   const ZoneEntry* find_zone_lower(std::string_view lower_name) const;
   bool checked_recently() const;
+  Status check_for_changes();  // refresh() in the current transaction, if any
+  Status renew();              // a new read snapshot held for lookups, checked for changes
+  void end_hold();
   bool below_a_zone(std::string_view lower_name) const;  // strictly below a zone of the table
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
                     RecordSink& sink);
@@ -142,7 +158,12 @@ class Answerer {
   // Keys view zones_[i].zone.name: rebuilt with zones_, never kept across a reload.
   std::unordered_map<std::string_view, std::size_t> by_name_;
   bool loaded_ = false;
-  std::chrono::steady_clock::time_point last_check_{};  // of the last refresh()
+  std::chrono::steady_clock::time_point last_check_{};  // of the last check for changes
+  // Between the owner's thread and the releasing thread: whether a read transaction of
+  // lookups is open on store_ (a listing's is not theirs), and the Store while it is.
+  std::mutex hold_mutex_;
+  bool holding_ = false;
+  bool registered_ = false;  // with the releasing thread
   SavedOwner saved_owner_;
   std::uint64_t lookups_ = 0;
 };

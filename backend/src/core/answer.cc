@@ -1,5 +1,8 @@
 #include "smimea/answer.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "smimea/hex.h"
 #include "smimea/owner_name.h"
 
@@ -43,6 +46,46 @@ class ForwardVisitor : public RecordVisitor {
   Answerer::SavedOwner& saved_;
 };
 
+// The thread that ends the read transactions of Answerers gone idle (see
+// Answerer::release_if_stale). Started by the first Answerer that holds one; it then runs
+// until the process exits, waking every kReleaseInterval. Answerers leave its list when they
+// are destroyed, which waits for a round in progress. (pdns creates backend instances after
+// it forks, and smimea-backend does not fork.)
+class Releaser {
+ public:
+  static Releaser& instance() {
+    static Releaser* releaser = new Releaser;  // never destroyed: its thread outlives main()
+    return *releaser;
+  }
+
+  void add(Answerer* answerer) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    answerers_.push_back(answerer);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { run(); }).detach();
+    }
+  }
+
+  void remove(Answerer* answerer) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    answerers_.erase(std::remove(answerers_.begin(), answerers_.end(), answerer), answerers_.end());
+  }
+
+ private:
+  [[noreturn]] void run() {
+    for (;;) {
+      std::this_thread::sleep_for(Answerer::kReleaseInterval);
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (Answerer* a : answerers_) a->release_if_stale();
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<Answerer*> answerers_;
+  bool started_ = false;
+};
+
 }  // namespace
 
 QType parse_qtype(std::string_view text) {
@@ -55,10 +98,48 @@ QType parse_qtype(std::string_view text) {
 
 Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(config) {}
 
+Answerer::~Answerer() {
+  if (registered_) Releaser::instance().remove(this);
+  end_hold();
+}
+
 Status Answerer::refresh() {
+  std::lock_guard<std::mutex> lock(hold_mutex_);
+  end_hold();  // a held snapshot may be older than kRecheckInterval
+  return check_for_changes();
+}
+
+Status Answerer::renew() {
+  end_hold();
+  SMIMEA_RETURN_IF_ERROR(store_.begin_read());
+  holding_ = true;
+  if (!registered_) {
+    Releaser::instance().add(this);
+    registered_ = true;
+  }
+  // The snapshot is taken by data_version's read, after last_check_ is set: lookups within
+  // kRecheckInterval of last_check_ see every commit made before it.
+  const Status s = check_for_changes();
+  if (!s.ok()) end_hold();
+  return s;
+}
+
+void Answerer::end_hold() {
+  if (!holding_) return;
+  holding_ = false;
+  store_.end_read();
+}
+
+void Answerer::release_if_stale() {
+  std::unique_lock<std::mutex> lock(hold_mutex_, std::try_to_lock);
+  if (lock.owns_lock() && holding_ && !checked_recently()) end_hold();  // else a lookup runs
+}
+
+Status Answerer::check_for_changes() {
+  const auto now = std::chrono::steady_clock::now();
   auto changed = store_.data_changed();
   if (!changed.ok()) return changed.status();
-  last_check_ = std::chrono::steady_clock::now();
+  last_check_ = now;
   saved_owner_.valid = false;
   if (*changed || !loaded_) {
     // data_changed() has already taken note of the new version: if the reload fails, only
@@ -128,6 +209,7 @@ const ZoneEntry* Answerer::find_zone_by_id(std::int64_t id) const {
 }
 
 Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
+  std::lock_guard<std::mutex> lock(hold_mutex_);  // never contended but by release_if_stale()
   ++lookups_;
   char buf[kMaxQnameBytes + 1];
   std::string_view name;
@@ -137,7 +219,7 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   OwnerHash hash;
   std::string_view rest;  // "_smimecert.<domain>"
   if (parse_owner_qname(name, &hash, &rest)) {
-    if (!loaded_) SMIMEA_RETURN_IF_ERROR(refresh());
+    if (!loaded_ || !checked_recently()) SMIMEA_RETURN_IF_ERROR(renew());
     if (qtype != QType::kAny && qtype != QType::kSmimea) return Status();
     // The most specific zone wins: a delegated _smimecert.<domain> before <domain>.
     const ZoneEntry* zone = find_zone_lower(rest);
@@ -150,15 +232,16 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   }
 
   // Zone-level names are answered from memory. A change to the store is noticed here, with
-  // PRAGMA data_version: a read transaction, file locks and an fstat, as costly as the owner's
-  // read. pdns starts every question with a lookup of the zone apex; that check also covers
-  // the lookups of the next kRecheckInterval (1 ms): the rest of the question (the
-  // _smimecert ENT, the owner's repeat, the wildcards of a denial) and, under load, the next
-  // questions of this thread. So a commit is seen by every question that starts 1 ms after
-  // it. A name outside every zone of the table (perhaps a new zone) always checks.
+  // PRAGMA data_version in a new read transaction (file locks and an fstat: as costly as the
+  // owner's read). pdns starts every question with a lookup of the zone apex; that check and
+  // its snapshot also serve the lookups of the next kRecheckInterval (1 ms): the rest of the
+  // question (the owner, the _smimecert ENT, the owner's repeat, the wildcards of a denial)
+  // and, under load, the next questions of this thread. So a commit is seen by every question
+  // that starts 1 ms after it. A name outside every zone of the table (perhaps a new zone)
+  // always checks.
   const ZoneEntry* zone = loaded_ ? find_zone_lower(name) : nullptr;
   if (!loaded_ || !checked_recently() || (zone == nullptr && !below_a_zone(name))) {
-    SMIMEA_RETURN_IF_ERROR(refresh());
+    SMIMEA_RETURN_IF_ERROR(renew());
     zone = find_zone_lower(name);
   }
   if (zone != nullptr) {
@@ -230,10 +313,12 @@ Status Answerer::list(std::int64_t zone_id, RecordSink& sink) {
 }
 
 Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id) {
+  std::lock_guard<std::mutex> lock(hold_mutex_);
+  end_hold();
   SMIMEA_RETURN_IF_ERROR(store_.begin_read());
   // The zone table and the records come from the same snapshot, so a listing never pairs an
   // old SOA serial with newer records.
-  Status s = refresh();
+  Status s = check_for_changes();
   const ZoneEntry* zone = s.ok() ? find_zone_by_id(zone_id) : nullptr;
   if (s.ok() && zone == nullptr) {
     s = Status::not_found("zone id " + std::to_string(zone_id), "no such zone");

@@ -2,6 +2,7 @@
 #include "smimea/answer.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <string>
@@ -74,9 +75,18 @@ class AnswerTest : public ::testing::Test {
     return sink.lines;
   }
 
+  // The zone as the store has it now: read on a connection of its own, since the Answerer's
+  // (fixture_.store()) may be inside a snapshot it holds.
+  Zone zone_now(const std::string& name) {
+    auto reader = Store::open(fixture_.path(), StoreOptions{});
+    EXPECT_TRUE(reader.ok());
+    auto z = reader.ok() ? (*reader)->find_zone(name) : Result<Zone>(Zone{});
+    EXPECT_TRUE(z.ok()) << name;
+    return z.ok() ? *z : Zone{};
+  }
   std::string soa(const std::string& zone) {
-    return "ns1.example.net. hostmaster.example.net. " +
-           std::to_string(fixture_.zone(zone).serial) + " 10800 3600 1209600 300";
+    return "ns1.example.net. hostmaster.example.net. " + std::to_string(zone_now(zone).serial) +
+           " 10800 3600 1209600 300";
   }
 
   StoreFixture fixture_;
@@ -217,6 +227,77 @@ TEST_F(AnswerTest, SeesANewSerialOnceTheLastCheckIsOlderThanTheInterval) {
   ASSERT_NE(after, before);
   std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
   EXPECT_EQ(lookup("example.com.", QType::kSoa), Lines_{"example.com. SOA 1800 " + after});
+}
+
+// Lookups keep their read snapshot for kRecheckInterval (see Answerer::release_if_stale).
+class HoldTest : public AnswerTest {
+ protected:
+  // Adds dave@example.com ("3 1 1") on a connection of its own, as smimea-ctl would.
+  void add_dave() {
+    auto writer = Store::open(fixture_.path(), StoreOptions{});
+    ASSERT_TRUE(writer.ok());
+    auto zone = (*writer)->find_zone("example.com");
+    ASSERT_TRUE(zone.ok());
+    ASSERT_TRUE((*writer)->begin().ok());
+    ASSERT_TRUE((*writer)
+                    ->add_certificate(
+                        *zone, new_certificate("ed25519.pem", "dave@example.com", {kSpki256}, 600))
+                    .ok());
+    ASSERT_TRUE((*writer)->commit().ok());
+  }
+  std::string dave() { return owner_name(owner_hash("dave"), "example.com"); }
+};
+
+TEST_F(HoldTest, AnOwnerAddedIsFoundOnceTheSnapshotIsOlderThanTheInterval) {
+  EXPECT_EQ(lookup("example.com.").size(), 3u);  // the apex: a snapshot, held
+  EXPECT_TRUE(lookup(dave()).empty());
+  add_dave();
+  std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
+  EXPECT_EQ(lookup(dave()).size(), 1u);  // no apex lookup between: the owner's renews it
+}
+
+TEST_F(HoldTest, RefreshAndListingsDoNotReadInTheHeldSnapshot) {
+  EXPECT_EQ(lookup("example.com.").size(), 3u);
+  add_dave();
+  // Within the interval lookups may still read the old snapshot; refresh() and a listing
+  // start from the store as it is.
+  ASSERT_TRUE(answerer_.refresh().ok());
+  const ZoneEntry* zone = answerer_.find_zone("example.com");
+  ASSERT_NE(zone, nullptr);
+  EXPECT_EQ(zone->zone.serial, zone_now("example.com").serial);
+  EXPECT_EQ(lookup("example.com.").size(), 3u);
+  Lines listed;
+  ASSERT_TRUE(answerer_.list(zone->zone.id, listed).ok());
+  bool has_dave = false;
+  for (const std::string& line : listed.lines) has_dave |= line.rfind(dave() + " ", 0) == 0;
+  EXPECT_TRUE(has_dave);
+  EXPECT_EQ(lookup(dave()).size(), 1u);  // and lookups go on after the listing
+}
+
+// An idle Answerer lets go of its snapshot: a writer's checkpoint can then empty the WAL.
+// (Held, the snapshot keeps the WAL frames committed after it: TRUNCATE reports busy.)
+TEST_F(HoldTest, AnIdleSnapshotIsReleasedSoTheWalCanBeEmptied) {
+  EXPECT_EQ(lookup("example.com.").size(), 3u);
+  add_dave();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(fixture_.path().c_str(), &db), SQLITE_OK);
+  const auto deadline = std::chrono::steady_clock::now() + 10 * Answerer::kReleaseInterval;
+  int busy = -1;
+  int wal_frames = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &stmt, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    busy = sqlite3_column_int(stmt, 0);
+    wal_frames = sqlite3_column_int(stmt, 1);
+    sqlite3_finalize(stmt);
+    if (busy == 0 && wal_frames == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  sqlite3_close(db);
+  EXPECT_EQ(busy, 0);
+  EXPECT_EQ(wal_frames, 0);
 }
 
 TEST_F(AnswerTest, ZoneTable) {
