@@ -89,6 +89,21 @@ class AnswerTest : public ::testing::Test {
            " 10800 3600 1209600 300";
   }
 
+  // Adds dave@example.com ("3 1 1") on a connection of its own, as smimea-ctl would.
+  void add_dave() {
+    auto writer = Store::open(fixture_.path(), StoreOptions{});
+    ASSERT_TRUE(writer.ok());
+    auto zone = (*writer)->find_zone("example.com");
+    ASSERT_TRUE(zone.ok());
+    ASSERT_TRUE((*writer)->begin().ok());
+    ASSERT_TRUE((*writer)
+                    ->add_certificate(
+                        *zone, new_certificate("ed25519.pem", "dave@example.com", {kSpki256}, 600))
+                    .ok());
+    ASSERT_TRUE((*writer)->commit().ok());
+  }
+  std::string dave() { return owner_name(owner_hash("dave"), "example.com"); }
+
   StoreFixture fixture_;
   Config config_;
   std::vector<Zone> zones_;
@@ -213,16 +228,7 @@ TEST_F(AnswerTest, SeesChangesFromAnotherConnection) {
 TEST_F(AnswerTest, SeesANewSerialOnceTheLastCheckIsOlderThanTheInterval) {
   const std::string before = soa("example.com");
   EXPECT_EQ(lookup("example.com.", QType::kSoa), Lines_{"example.com. SOA 1800 " + before});
-  auto writer = Store::open(fixture_.path(), StoreOptions{});
-  ASSERT_TRUE(writer.ok());
-  auto zone = (*writer)->find_zone("example.com");
-  ASSERT_TRUE(zone.ok());
-  ASSERT_TRUE((*writer)->begin().ok());
-  ASSERT_TRUE((*writer)
-                  ->add_certificate(
-                      *zone, new_certificate("ed25519.pem", "dave@example.com", {kSpki256}, 600))
-                  .ok());
-  ASSERT_TRUE((*writer)->commit().ok());
+  add_dave();
   const std::string after = soa("example.com");
   ASSERT_NE(after, before);
   std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
@@ -230,23 +236,7 @@ TEST_F(AnswerTest, SeesANewSerialOnceTheLastCheckIsOlderThanTheInterval) {
 }
 
 // Lookups keep their read snapshot for kRecheckInterval (see Answerer::release_if_stale).
-class HoldTest : public AnswerTest {
- protected:
-  // Adds dave@example.com ("3 1 1") on a connection of its own, as smimea-ctl would.
-  void add_dave() {
-    auto writer = Store::open(fixture_.path(), StoreOptions{});
-    ASSERT_TRUE(writer.ok());
-    auto zone = (*writer)->find_zone("example.com");
-    ASSERT_TRUE(zone.ok());
-    ASSERT_TRUE((*writer)->begin().ok());
-    ASSERT_TRUE((*writer)
-                    ->add_certificate(
-                        *zone, new_certificate("ed25519.pem", "dave@example.com", {kSpki256}, 600))
-                    .ok());
-    ASSERT_TRUE((*writer)->commit().ok());
-  }
-  std::string dave() { return owner_name(owner_hash("dave"), "example.com"); }
-};
+class HoldTest : public AnswerTest {};
 
 TEST_F(HoldTest, AnOwnerAddedIsFoundOnceTheSnapshotIsOlderThanTheInterval) {
   EXPECT_EQ(lookup("example.com.").size(), 3u);  // the apex: a snapshot, held
