@@ -6,7 +6,9 @@
 - smimea-ctl killed inside a large import while pdns serves: nothing of the import is ever
   served, the store stays intact, and the import can be run again;
 - the disk filling up (RLIMIT_FSIZE) during `cert add`: a clear error, the store unchanged;
-- a corrupt, truncated or read-only store: a clear message, never garbage in answers.
+- a corrupt, truncated or read-only store: a clear message, never garbage in answers;
+- a store that fails to read a row (a damaged page) on every connector: SERVFAIL, never an
+  NXDOMAIN for a name that exists or an unsigned answer from a signed zone.
 """
 import hashlib
 import os
@@ -19,16 +21,19 @@ import subprocess
 import sys
 import time
 
+import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from pdns import PdnsServer, UnixConnector  # noqa: E402
+from pdns import CONNECTORS, PdnsServer, UnixConnector  # noqa: E402
 from smimea_test import BACKEND, CTL, Store, make_cert, run  # noqa: E402
 from test_ctl import _wait_until_read, bulk_certs  # noqa: E402
 
 SMIMEA = dns.rdatatype.SMIMEA
+SOA = dns.rdatatype.SOA
 
 
 def owner(local, domain):
@@ -227,8 +232,9 @@ def test_truncated_store_never_serves_garbage(store, tmp_path):
         for rrset in r.answer:
             for rd in rrset:
                 assert rd.cert == expected
-        assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL, dns.rcode.NXDOMAIN,
-                             dns.rcode.REFUSED)
+        # Never NXDOMAIN: alice's name exists; a store that cannot say so must fail.
+        assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL, dns.rcode.REFUSED), \
+            server.explain("truncated store", r)
     finally:
         server.stop()
 
@@ -258,3 +264,72 @@ def test_read_only_store_for_the_writer(tmp_path):
         assert integrity_ok(store)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def damage_table(db_path, table):
+    """Gives every b-tree page of `table` (not of its indexes) an invalid page type, as a bad
+    disk sector would: reading one of its rows fails with SQLITE_CORRUPT, while the other
+    tables, and queries that the indexes alone answer, still work."""
+    with sqlite3.connect(db_path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = [r[0] for r in db.execute("SELECT pageno FROM dbstat WHERE name = ?", (table,))]
+    db.close()
+    assert pages and 1 not in pages, pages
+    with open(db_path, "r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * page_size)
+            f.write(b"\x00")
+
+
+@pytest.fixture(params=list(CONNECTORS))
+def connector_class(request):
+    reason = CONNECTORS[request.param].unavailable()
+    if reason:
+        pytest.skip(reason)
+    return CONNECTORS[request.param]
+
+
+def test_store_error_is_servfail_not_nxdomain(store, tmp_path, connector_class):
+    """An owner whose row cannot be read: SERVFAIL, which resolvers retry elsewhere, not the
+    NXDOMAIN that pdns makes of a backend's "no records" and that resolvers and senders would
+    take for "no certificate". The zone's other answers go on, and the reason is logged."""
+    cert, _ = make_cert(tmp_path, "alice@example.com")
+    store.ctl("cert", "add", "alice@example.com", cert)
+    damage_table(store.db, "records")
+    (tmp_path / "backend").mkdir()
+    with PdnsServer(connector_class(store, tmp_path / "backend"), tmp_path / "pdns") as server:
+        for attempt in range(3):  # the remote backend's connection is renewed after each
+            r = server.query(owner("alice", "example.com"), SMIMEA)
+            assert r.rcode() == dns.rcode.SERVFAIL, server.explain(f"attempt {attempt}", r)
+        r = server.query("example.com.", SOA)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer, server.explain("apex SOA", r)
+        logs = server.log.read_text() + server.connector.logs()
+        assert "malformed" in logs, server.explain("no reason logged")
+
+
+def test_key_store_error_is_servfail_not_unsigned(store, tmp_path, connector_class):
+    """A signed zone whose keys cannot be read: SERVFAIL for a DNSSEC question, never an
+    answer without signatures, which validating resolvers would take as an attack (bogus)."""
+    cert, _ = make_cert(tmp_path, "alice@example.com")
+    store.ctl("cert", "add", "alice@example.com", cert)
+    extra = ["zone-metadata-cache-ttl=0", "dnssec-key-cache-ttl=0"]
+    if connector_class.launch == "remote":
+        extra.append("remote-dnssec=yes")
+    (tmp_path / "backend").mkdir()
+    server = PdnsServer(connector_class(store, tmp_path / "backend"), tmp_path / "pdns",
+                        extra_config=extra)
+    with server:
+        server.pdnsutil("secure-zone", "example.com")
+        q = dns.message.make_query(owner("alice", "example.com"), SMIMEA, want_dnssec=True)
+        r = dns.query.tcp(q, "127.0.0.1", port=server.port, timeout=5)
+        signed = [rrset for rrset in r.answer if rrset.rdtype == dns.rdatatype.RRSIG]
+        assert r.rcode() == dns.rcode.NOERROR and signed, server.explain("signed answer", r)
+    damage_table(store.db, "domain_keys")
+    with server:
+        for name, rdtype in ((owner("alice", "example.com"), SMIMEA), ("example.com.", SOA)):
+            q = dns.message.make_query(name, rdtype, want_dnssec=True)
+            r = dns.query.tcp(q, "127.0.0.1", port=server.port, timeout=5)
+            assert r.rcode() == dns.rcode.SERVFAIL, server.explain(f"{name} DO", r)
+        logs = server.log.read_text() + server.connector.logs()
+        assert "malformed" in logs, server.explain("no reason logged")

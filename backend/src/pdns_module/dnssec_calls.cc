@@ -31,6 +31,11 @@ bool DnssecCalls::failed(const char* call, const Status& status) const {
   return false;
 }
 
+bool DnssecCalls::read_failed(const char* call, const Status& status) const {
+  if (not_ours(status)) return false;
+  throw DBException(std::string("smimea: ") + call + ": " + status.message());
+}
+
 bool DnssecCalls::refresh() {
   const Status s = answerer_.refresh();
   if (!s.ok()) throw DBException("smimea: " + s.message());
@@ -39,7 +44,7 @@ bool DnssecCalls::refresh() {
 
 bool DnssecCalls::get_domain_keys(const DNSName& name, std::vector<DNSBackend::KeyData>& keys) {
   auto stored = keys_.get_domain_keys(name.toStringNoDot());
-  if (!stored.ok()) return failed("getDomainKeys", stored.status());
+  if (!stored.ok()) return read_failed("getDomainKeys", stored.status());
   keys.clear();
   for (const DomainKey& k : *stored) {
     DNSBackend::KeyData kd;
@@ -85,13 +90,15 @@ bool DnssecCalls::get_all_domain_metadata(const DNSName& name,
   // false for zones that are not ours: UeberBackend then asks the next backend, so an overlay
   // never hides the owner's NSEC3PARAM.
   auto stored = keys_.get_all_domain_metadata(name.toStringNoDot());
-  if (!stored.ok()) return failed("getAllDomainMetadata", stored.status());
+  if (!stored.ok()) return read_failed("getAllDomainMetadata", stored.status());
   meta = std::move(stored).value();
   return true;
 }
 
 bool DnssecCalls::get_domain_metadata(const DNSName& name, const std::string& kind,
                                       std::vector<std::string>& meta) {
+  // false on errors too: pdns's communicator thread asks (TSIG-ALLOW-AXFR for a NOTIFY) and
+  // stops pdns on an exception.
   auto stored = keys_.get_domain_metadata(name.toStringNoDot(), kind);
   if (!stored.ok()) return failed("getDomainMetadata", stored.status());
   meta = std::move(stored).value();
@@ -141,20 +148,18 @@ bool DnssecCalls::get_before_and_after_names_absolute(uint32_t id, const DNSName
   // A hashed name comes only from NSEC3 without narrow: refused, narrow NSEC3 never asks.
   if (labels.size() == 1 && looks_like_nsec3_hash(labels.front())) {
     auto param = keys_.get_domain_metadata(zone->zone.name, "NSEC3PARAM");
-    if (!param.ok() && !not_ours(param.status())) {
-      return failed("getBeforeAndAfterNamesAbsolute", param.status());
-    }
-    if (param.ok() && !param->empty()) {
-      g_log << Logger::Error << "[smimea] zone " << zone->zone.name
-            << " uses NSEC3 without narrow, which this backend does not support: run pdnsutil "
-               "set-nsec3 "
-            << zone->zone.name << " '1 0 0 -' narrow" << std::endl;
-      return false;
+    if (!param.ok()) {
+      read_failed("getBeforeAndAfterNamesAbsolute", param.status());  // throws unless not ours
+    } else if (!param->empty()) {
+      throw DBException("smimea: zone " + zone->zone.name +
+                        " uses NSEC3 without narrow, which this backend does not support: run "
+                        "pdnsutil set-nsec3 " +
+                        zone->zone.name + " '1 0 0 -' narrow");
     }
   }
   KeyStoreOwnerReader reader(keys_, zone->zone.id);
   auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records, labels, reader);
-  if (!n.ok()) return failed("getBeforeAndAfterNamesAbsolute", n.status());
+  if (!n.ok()) return read_failed("getBeforeAndAfterNamesAbsolute", n.status());
   // Relative names; DNSBackend::getBeforeAndAfterNames appends the zone. The apex is the root.
   before = n->before.empty() ? DNSName(".") : DNSName(n->before);
   after = n->after.empty() ? DNSName(".") : DNSName(n->after);

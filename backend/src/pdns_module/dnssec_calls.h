@@ -1,7 +1,9 @@
 // The DNSSEC half of the native module: PowerDNS's key, domain-metadata and transaction calls
 // over the store (smimea::KeyStore), and getBeforeAndAfterNamesAbsolute for plain NSEC.
 // The same semantics as the remote backend's (backend/src/remote/dnssec_handler.cc): a zone the
-// store does not have, or an overlay zone, gets false, so that another backend may own it.
+// store does not have, or an overlay zone, gets false, so that another backend may own it;
+// store errors fail the reads that answers depend on (read_failed) and are a logged false
+// elsewhere.
 //
 // One per backend instance, used by one thread at a time, like the instance itself. Key
 // material is never logged.
@@ -50,6 +52,10 @@ class DnssecCalls {
  private:
   // Logs failures other than "not our zone" (NotFound, Conflict); returns false.
   bool failed(const char* call, const Status& status) const;
+  // For the reads whose false pdns would act on (no keys: the zone served unsigned; no
+  // metadata: NSEC instead of NSEC3; no neighbours: an NSEC from the apex to the apex):
+  // false for "not our zone", otherwise throws DBException (SERVFAIL).
+  bool read_failed(const char* call, const Status& status) const;
   bool refresh();
 
   Answerer& answerer_;

@@ -229,10 +229,12 @@ class SmimeaBackend : public DNSBackend {
 
   // Exactly the master zones whose serial moved since the last setNotified (or that were
   // never announced). pdns then sends NOTIFY and calls setNotified.
+  // pdns's communicator thread asks, and stops pdns on an exception: a store error skips
+  // this cycle (logged), and the zones are announced on the next.
   void getUpdatedMasters(std::vector<DomainInfo>& domains,
                          std::unordered_set<DNSName>& /*catalogs*/,
                          CatalogHashMap& /*catalogHashes*/) override {
-    refresh();
+    if (!refreshed("getUpdatedMasters")) return;
     for (const smimea::ZoneEntry& z : answerer_->zones()) {
       if (z.zone.mode != smimea::ZoneMode::kAuthoritative ||
           z.zone.kind != smimea::ZoneKind::kMaster ||
@@ -258,8 +260,9 @@ class SmimeaBackend : public DNSBackend {
   }
   bool deleteTSIGKey(const DNSName& name) override { return transfer_->delete_tsig_key(name); }
 
+  // Also asked by the communicator thread (NOTIFY): a store error is a logged false.
   bool getDomainInfo(const DNSName& domain, DomainInfo& di, bool /*getSerial*/) override {
-    refresh();
+    if (!refreshed("getDomainInfo")) return false;
     const smimea::ZoneEntry* z = answerer_->find_zone(domain.toStringNoDot());
     if (z == nullptr || z->zone.mode != smimea::ZoneMode::kAuthoritative) return false;
     di = domain_info(*z);
@@ -344,9 +347,17 @@ class SmimeaBackend : public DNSBackend {
     return true;
   }
 
+  // A store error fails the call: SERVFAIL for a question.
   void refresh() {
     const smimea::Status s = answerer_->refresh();
     if (!s.ok()) throw DBException("smimea: " + s.message());
+  }
+
+  // For the calls where an exception would stop pdns: logs a store error, returns false.
+  bool refreshed(const char* call) {
+    const smimea::Status s = answerer_->refresh();
+    if (!s.ok()) g_log << Logger::Error << "[smimea] " << call << ": " << s.message() << std::endl;
+    return s.ok();
   }
 
   DomainInfo domain_info(const smimea::ZoneEntry& z) {

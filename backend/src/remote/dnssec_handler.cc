@@ -76,16 +76,23 @@ bool Handler::dispatch_dnssec(const Request& req, std::string& out) {
 void Handler::dnssec_call(const Request& req, std::string& out) {
   const std::string& m = req.method;
   const std::string_view name = req.string_param("name");
-  // Failures: reads of zones that are not ours get a plain false, everything else is logged.
+  // A zone that is not ours gets a plain false (with several backends, pdns then asks the
+  // next one); reads of it quietly, writes with the reason. Other failures are logged: an
+  // error for the reads whose "no" pdns would act on (no keys: the zone served unsigned; no
+  // metadata: NSEC instead of NSEC3), false for the rest (see handler.h).
   auto fail = [&](const Status& s, bool quiet_if_not_ours) {
     if (quiet_if_not_ours && not_ours(s)) return write_result(out, false);
-    if (!not_ours(s)) ++failures_;
-    write_failure(out, m + ": " + s.message());
+    if (not_ours(s)) return write_failure(out, m + ": " + s.message());
+    Handler::fail(out, m + ": " + s.message());
+  };
+  auto read_failed = [&](const Status& s) {
+    if (not_ours(s)) return write_result(out, false);
+    error(out, m + ": " + s.message());
   };
 
   if (m == "getDomainKeys") {
     auto keys = key_store().get_domain_keys(name);
-    if (!keys.ok()) return fail(keys.status(), true);
+    if (!keys.ok()) return read_failed(keys.status());
     auto result = nlohmann::json::array();
     for (const DomainKey& k : *keys) {
       result.push_back({{"id", k.id},
@@ -136,12 +143,14 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
   }
   if (m == "getAllDomainMetadata") {
     auto meta = key_store().get_all_domain_metadata(name);
-    if (!meta.ok()) return fail(meta.status(), true);
+    if (!meta.ok()) return read_failed(meta.status());
     auto result = nlohmann::json::object();
     for (const auto& [kind, values] : *meta) result[kind] = values;
     return write_result(out, result);
   }
   if (m == "getDomainMetadata") {
+    // false on errors too: pdns's communicator thread asks (TSIG-ALLOW-AXFR for a NOTIFY) and
+    // stops pdns on an exception.
     auto values = key_store().get_domain_metadata(name, req.string_param("kind"));
     if (!values.ok()) return fail(values.status(), true);
     return write_result(out, *values);
@@ -195,9 +204,10 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
 
 void Handler::get_before_and_after_names(const Request& req, std::string& out) {
   const std::string_view qname = req.string_param("qname");
+  // Every failure here is an error: pdns ignores a false and signs an NSEC record from the
+  // apex to the apex, which denies every name of the zone.
   if (Status s = answerer_.refresh(); !s.ok()) {
-    ++failures_;
-    return write_failure(out, "getBeforeAndAfterNamesAbsolute: " + s.message());
+    return error(out, "getBeforeAndAfterNamesAbsolute: " + s.message());
   }
   const ZoneEntry* zone = answerer_.find_zone_by_id(number_param(req, "id", -1));
   if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative) {
@@ -205,31 +215,25 @@ void Handler::get_before_and_after_names(const Request& req, std::string& out) {
   }
   auto labels = split_name(qname);
   if (!labels.ok()) {
-    ++failures_;
-    return write_failure(out, "getBeforeAndAfterNamesAbsolute: " + labels.status().message());
+    return error(out, "getBeforeAndAfterNamesAbsolute: " + labels.status().message());
   }
   // pdns asks with a hashed name only for NSEC3 without narrow, which would need every hash
   // of the zone stored in order. Refused: narrow NSEC3 never asks.
   if (labels->size() == 1 && looks_like_nsec3_hash(labels->front())) {
     auto param = key_store().get_domain_metadata(zone->zone.name, "NSEC3PARAM");
     if (!param.ok() && !not_ours(param.status())) {
-      ++failures_;
-      return write_failure(out, "getBeforeAndAfterNamesAbsolute: " + param.status().message());
+      return error(out, "getBeforeAndAfterNamesAbsolute: " + param.status().message());
     }
     if (param.ok() && !param->empty()) {
-      ++failures_;
-      return write_failure(out, "zone " + zone->zone.name +
-                                    " uses NSEC3 without narrow, which this backend does not "
-                                    "support: run pdnsutil set-nsec3 " +
-                                    zone->zone.name + " '1 0 0 -' narrow");
+      return error(out, "zone " + zone->zone.name +
+                            " uses NSEC3 without narrow, which this backend does not support: "
+                            "run pdnsutil set-nsec3 " +
+                            zone->zone.name + " '1 0 0 -' narrow");
     }
   }
   KeyStoreOwnerReader reader(key_store(), zone->zone.id);
   auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records, *labels, reader);
-  if (!n.ok()) {
-    ++failures_;
-    return write_failure(out, "getBeforeAndAfterNamesAbsolute: " + n.status().message());
-  }
+  if (!n.ok()) return error(out, "getBeforeAndAfterNamesAbsolute: " + n.status().message());
   // Names relative to the zone; pdns appends the zone ("" is the apex).
   write_result(out, {{"unhashed", n->before}, {"before", n->before}, {"after", n->after}});
 }

@@ -1,5 +1,7 @@
 #include "handler.h"
 
+#include <spdlog/spdlog.h>
+
 #include <exception>
 
 namespace smimea::remote {
@@ -26,24 +28,30 @@ void Handler::handle(std::string_view line, std::string& out, ReplyStream* strea
     try {
       lookup(fast.qname, fast.qtype, out);
     } catch (const std::exception& e) {
-      ++failures_;
-      write_failure(out, std::string("lookup: internal error: ") + e.what());
+      error(out, std::string("lookup: internal error: ") + e.what());
     }
     return;
   }
   auto req = parse_request(line);
-  if (!req.ok()) {
-    ++failures_;
-    write_failure(out, req.status().message());
-    return;
-  }
+  if (!req.ok()) return fail(out, req.status().message());
   try {
     dispatch(*req, out);
   } catch (const std::exception& e) {
     // Only reachable through bugs or exhaustion (bad_alloc); the process keeps serving.
-    ++failures_;
-    write_failure(out, req->method + ": internal error: " + e.what());
+    error(out, req->method + ": internal error: " + e.what());
   }
+}
+
+void Handler::fail(std::string& out, const std::string& message) {
+  ++failures_;
+  spdlog::error("{}", message);
+  write_failure(out, message);
+}
+
+void Handler::error(std::string& out, const std::string& message) {
+  ++failures_;
+  spdlog::error("{}", message);
+  write_error(out, message);
 }
 
 void Handler::dispatch(const Request& req, std::string& out) {
@@ -65,8 +73,7 @@ void Handler::dispatch(const Request& req, std::string& out) {
   for (const char* known : kUnsupported) {
     if (m == known) return write_result(out, false);
   }
-  ++failures_;
-  write_failure(out, "unknown method '" + m + "'");
+  fail(out, "unknown method '" + m + "'");
 }
 
 void Handler::lookup(const Request& req, std::string& out) {
@@ -75,8 +82,7 @@ void Handler::lookup(const Request& req, std::string& out) {
   // string_param() reads a missing or non-string value as "": that is a malformed request,
   // not a name without records.
   if (qname.empty() || qtype.empty()) {
-    ++failures_;
-    return write_failure(out, "lookup: qname and qtype must be non-empty strings");
+    return fail(out, "lookup: qname and qtype must be non-empty strings");
   }
   lookup(qname, qtype, out);
 }
@@ -85,21 +91,14 @@ void Handler::lookup(std::string_view qname, std::string_view qtype, std::string
   ReplyWriter writer(out);
   writer.begin();
   const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer);
-  if (!s.ok()) {
-    ++failures_;
-    write_failure(out, "lookup " + std::string(qname) + ": " + s.message());
-    return;
-  }
+  if (!s.ok()) return error(out, "lookup " + std::string(qname) + ": " + s.message());
   writer.end();
 }
 
 void Handler::list(const Request& req, std::string& out) {
   std::int64_t id = req.int_param("domain_id", -1);
   const std::string_view zonename = req.string_param("zonename");
-  if (Status s = answerer_.refresh(); !s.ok()) {
-    ++failures_;
-    return write_failure(out, "list: " + s.message());
-  }
+  if (Status s = answerer_.refresh(); !s.ok()) return fail(out, "list: " + s.message());
   if (!zonename.empty()) {
     const ZoneEntry* zone = answerer_.find_zone(zonename);
     if (zone == nullptr) return write_result(out, false);
@@ -110,16 +109,18 @@ void Handler::list(const Request& req, std::string& out) {
   auto listing = answerer_.open_listing(id);
   if (!listing.ok()) {
     if (listing.status().is_not_found()) return write_result(out, false);
-    ++failures_;
-    return write_failure(out, "list " + std::string(zonename) + ": " + listing.status().message());
+    return fail(out, "list " + std::string(zonename) + ": " + listing.status().message());
   }
   ReplyWriter writer(out, stream_);
   writer.begin();
   for (;;) {
     auto more = (*listing)->next(writer);
     if (!more.ok()) {
+      const std::string message =
+          "list " + (*listing)->zone().zone.name + ": " + more.status().message();
       ++failures_;
-      return writer.fail("list " + (*listing)->zone().zone.name + ": " + more.status().message());
+      spdlog::error("{}", message);
+      return writer.fail(message);
     }
     if (writer.stream_failed()) {
       out.clear();  // the peer is gone: nothing more to send
@@ -141,10 +142,9 @@ nlohmann::json Handler::domain_info(const ZoneEntry& zone) const {
 }
 
 void Handler::get_all_domains(std::string& out) {
-  if (Status s = answerer_.refresh(); !s.ok()) {
-    ++failures_;
-    return write_failure(out, "getAllDomains: " + s.message());
-  }
+  // An error, not an empty list: pdns keeps its zone cache (an empty one would REFUSE every
+  // zone until the next refresh); at start-up it stops with the message.
+  if (Status s = answerer_.refresh(); !s.ok()) return error(out, "getAllDomains: " + s.message());
   auto result = nlohmann::json::array();
   // Overlay zones belong to another backend: listing them would hand pdns our zone id for
   // them, and every query in the zone would be REFUSED.
@@ -155,10 +155,7 @@ void Handler::get_all_domains(std::string& out) {
 }
 
 void Handler::get_domain_info(const Request& req, std::string& out) {
-  if (Status s = answerer_.refresh(); !s.ok()) {
-    ++failures_;
-    return write_failure(out, "getDomainInfo: " + s.message());
-  }
+  if (Status s = answerer_.refresh(); !s.ok()) return fail(out, "getDomainInfo: " + s.message());
   const ZoneEntry* zone = answerer_.find_zone(req.string_param("name"));
   if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative) {
     return write_result(out, false);
@@ -169,7 +166,7 @@ void Handler::get_domain_info(const Request& req, std::string& out) {
 void Handler::direct_backend_cmd(const Request& req, std::string& out) {
   const std::string_view query = req.string_param("query");
   if (query == "status" || query == "stats") {
-    if (Status s = answerer_.refresh(); !s.ok()) return write_failure(out, s.message());
+    if (Status s = answerer_.refresh(); !s.ok()) return fail(out, s.message());
     std::size_t authoritative = 0;
     for (const ZoneEntry& z : answerer_.zones()) {
       authoritative += z.zone.mode == ZoneMode::kAuthoritative ? 1 : 0;

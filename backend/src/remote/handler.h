@@ -2,8 +2,15 @@
 // core's Answerer. Shared by the pipe and unix-socket transports.
 //
 // A Handler owns its own store connection and zone table; it is not thread-safe, so each
-// pipe process or socket connection gets one. Nothing escapes handle(): every failure,
-// including malformed input and store errors, becomes {"result":false,"log":[...]}.
+// pipe process or socket connection gets one. Nothing escapes handle(). A failure is logged
+// (stderr) and becomes one of two replies:
+// - {"result":false,"log":[...]}, which pdns reads as "no": malformed requests, refused
+//   writes, and the calls pdns also makes from its communicator thread (getDomainInfo,
+//   getDomainMetadata, NOTIFY bookkeeping, TSIG keys), where an error would stop pdns;
+// - {"error":...} without a result, which pdns reads as a failure of the backend: SERVFAIL,
+//   and it reconnects. For store errors where "no" would be a wrong answer: a lookup (an
+//   NXDOMAIN for a name that exists), getAllDomains (an empty zone cache), getDomainKeys
+//   and getAllDomainMetadata (the zone served unsigned), NSEC neighbours.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +39,9 @@ class Handler {
  private:
   Handler(const Config& config, std::unique_ptr<Store> store);
   void dispatch(const Request& req, std::string& out);
+  // The two failure replies described above; both count and log the failure.
+  void fail(std::string& out, const std::string& message);
+  void error(std::string& out, const std::string& message);
   void lookup(const Request& req, std::string& out);
   void lookup(std::string_view qname, std::string_view qtype, std::string& out);
   void list(const Request& req, std::string& out);

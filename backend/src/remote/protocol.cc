@@ -332,4 +332,11 @@ void write_failure(std::string& out, std::string_view message) {
   out.append("]}\n");
 }
 
+void write_error(std::string& out, std::string_view message) {
+  out.clear();
+  out.append("{\"error\":");
+  append_json_string(out, message);
+  out.append("}\n");
+}
+
 }  // namespace smimea::remote

@@ -97,7 +97,10 @@ class ReplyWriter : public RecordSink {
 
 // {"result":true}\n and friends.
 void write_result(std::string& out, const nlohmann::json& result);
-// {"result":false,"log":["<message>"]}\n
+// {"result":false,"log":["<message>"]}\n: pdns reads it as "no" (no records, no such zone).
 void write_failure(std::string& out, std::string_view message);
+// {"error":"<message>"}\n: no result member, which pdns reads as a failure of the backend
+// (an exception: SERVFAIL for the question, and a new connection or pipe process).
+void write_error(std::string& out, std::string_view message);
 
 }  // namespace smimea::remote

@@ -3,6 +3,9 @@
 // transfers (getTSIGKey, getTSIGKeys, setTSIGKey, deleteTSIGKey; pdns sends these only with
 // remote-dnssec=yes). Writes go through KeyStore's read-write connection.
 //
+// Failures are a logged false: pdns makes these calls from its communicator thread, which
+// stops pdns on an exception. A zone not announced now is announced on the next cycle.
+//
 // TSIG secrets go into replies to pdns only, never into a log line or a failure message.
 #include <cmath>
 #include <limits>
@@ -66,8 +69,7 @@ bool Handler::dispatch_transfer(const Request& req, std::string& out) {
 
 void Handler::get_updated_masters(std::string& out) {
   if (Status s = answerer_.refresh(); !s.ok()) {
-    ++failures_;
-    return write_failure(out, "getUpdatedMasters: " + s.message());
+    return fail(out, "getUpdatedMasters: " + s.message());
   }
   // Exactly the master zones whose serial moved since the last setNotified (or that were
   // never announced). Overlay zones are the owning backend's business; native zones are not
@@ -86,13 +88,11 @@ void Handler::set_notified(const Request& req, std::string& out) {
   std::uint32_t id = 0;
   std::uint32_t serial = 0;
   if (!uint32_param(req, "id", &id) || !uint32_param(req, "serial", &serial)) {
-    ++failures_;
-    return write_failure(out, "setNotified: id and serial must be numbers in 0..4294967295");
+    return fail(out, "setNotified: id and serial must be numbers in 0..4294967295");
   }
   const Status s = key_store().set_notified(id, serial);
   if (!s.ok()) {
-    ++failures_;
-    return write_failure(out, "setNotified: " + s.message());
+    return fail(out, "setNotified: " + s.message());
   }
   write_result(out, true);
 }
@@ -105,8 +105,7 @@ void Handler::tsig_call(const Request& req, std::string& out) {
     if (!key.ok()) {
       // No such key is an ordinary answer (another backend may have it).
       if (key.status().is_not_found()) return write_result(out, false);
-      ++failures_;
-      return write_failure(out, "getTSIGKey: " + key.status().message());
+      return fail(out, "getTSIGKey: " + key.status().message());
     }
     return write_result(
         out,
@@ -115,8 +114,7 @@ void Handler::tsig_call(const Request& req, std::string& out) {
   if (m == "getTSIGKeys") {
     auto keys = key_store().get_tsig_keys();
     if (!keys.ok()) {
-      ++failures_;
-      return write_failure(out, "getTSIGKeys: " + keys.status().message());
+      return fail(out, "getTSIGKeys: " + keys.status().message());
     }
     auto result = nlohmann::json::array();
     for (const TsigKey& k : *keys) {
@@ -130,16 +128,14 @@ void Handler::tsig_call(const Request& req, std::string& out) {
                 std::string(req.string_param("content"))};
     const Status s = key_store().set_tsig_key(key);
     if (!s.ok()) {
-      ++failures_;
-      return write_failure(out, "setTSIGKey: " + s.message());
+      return fail(out, "setTSIGKey: " + s.message());
     }
     return write_result(out, true);
   }
   // deleteTSIGKey
   const Status s = key_store().delete_tsig_key(name);
   if (!s.ok()) {
-    ++failures_;
-    return write_failure(out, "deleteTSIGKey: " + s.message());
+    return fail(out, "deleteTSIGKey: " + s.message());
   }
   write_result(out, true);
 }

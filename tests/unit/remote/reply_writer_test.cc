@@ -170,5 +170,26 @@ TEST(ReplyWriterStream, APeerThatWentAwayIsReported) {
   EXPECT_LT(rest.size(), 500u + 200u);  // and nothing piles up
 }
 
+// The two failure replies: pdns reads {"result":false} as "no", and a reply without a
+// result member as a failure of the backend (SERVFAIL). Both are one line of JSON that
+// carries the message, whatever bytes it holds.
+TEST(FailureReplies, FalseOrNoResultAtAll) {
+  const std::string message = "lookup a\"b\\c\n\x01.example.: database disk image is malformed";
+  std::string out = "stale";
+  write_failure(out, message);
+  ASSERT_EQ(out.back(), '\n');
+  ASSERT_EQ(out.find('\n'), out.size() - 1);
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j.at("result"), false);
+  EXPECT_EQ(j.at("log").at(0), message);
+
+  write_error(out, message);
+  ASSERT_EQ(out.back(), '\n');
+  ASSERT_EQ(out.find('\n'), out.size() - 1);
+  j = nlohmann::json::parse(out);
+  EXPECT_FALSE(j.contains("result")) << out;
+  EXPECT_EQ(j.at("error"), message);
+}
+
 }  // namespace
 }  // namespace smimea::remote
