@@ -445,6 +445,18 @@ def test_same_certificate_twice_changes_nothing(store, certs):
     assert doc["serial"] == s1
 
 
+def test_same_certificate_with_another_ttl_updates_its_records(store, certs):
+    cert, address = certs["ec"]
+    store.ctl("cert", "add", address, cert, "--record", "3 1 1", "--record", "3 0 0")
+    s1 = serial(store, "example.com")
+    r = store.ctl("cert", "add", address, cert, "--record", "3 1 1", "--ttl", "300")
+    assert r.stdout.startswith("updated ") and "TTL of 1 record(s) changed" in r.stdout, r.stdout
+    assert sql(store, "SELECT usage || selector || matching_type, ttl FROM records ORDER BY 1") \
+        == "300|3600\n311|300"
+    assert serial(store, "example.com") > s1
+    assert counts(store) == (1, 1, 2)
+
+
 def test_serial_moves_on_every_change(store, certs):
     s0 = serial(store, "example.com")
     store.ctl("cert", "add", certs["ec"][1], certs["ec"][0])
@@ -679,6 +691,49 @@ def test_cert_remove_by_fingerprint(store, certs, tmp_path):
 
 
 # --- zones ------------------------------------------------------------------------------------
+
+def test_smimecert_zone_added_later_takes_over_the_domains_certificates(store, certs):
+    """The delegated layout adopted after certificates went into the domain's own zone:
+    queries for their owners go to the most specific zone, so `zone add _smimecert.<domain>`
+    moves them there, records and all, in the same transaction."""
+    store.ctl("zone", "add", "example.org")
+    store.ctl("cert", "add", certs["ec"][1], certs["ec"][0])
+    store.ctl("cert", "add", certs["rsa"][1], certs["rsa"][0])
+    store.ctl("cert", "add", "carol@example.org", DATA / "ed25519.pem")
+    published = exported(store, "example.com")
+    s_com, s_org = serial(store, "example.com"), serial(store, "example.org")
+
+    r = store.ctl("zone", "add", "_smimecert.example.com")
+    assert "moved 2 certificate(s) of example.com" in r.stdout, r.stdout
+    assert exported(store, "_smimecert.example.com") == published
+    assert exported(store, "example.com") == []
+    assert exported(store, "example.org") != []
+    listed = json.loads(store.ctl("--json", "cert", "list").stdout)
+    assert {c["address"]: c["zone"] for c in listed} == {
+        certs["ec"][1]: "_smimecert.example.com", certs["rsa"][1]: "_smimecert.example.com",
+        "carol@example.org": "example.org"}
+    assert sql(store, "SELECT count(*) FROM records r JOIN certificates c ON "
+                      "c.id = r.certificate_id WHERE r.zone_id != c.zone_id") == "0"
+    assert serial(store, "example.com") > s_com
+    assert serial(store, "example.org") == s_org
+    # They are the new zone's now: removing it needs --force, like any zone with certificates.
+    assert "2 certificate(s)" in refused(store, "zone", "remove", "_smimecert.example.com")
+
+    doc = json.loads(store.ctl("--json", "zone", "add", "_smimecert.example.org").stdout)
+    assert doc["certificates_moved"] == 1
+
+    # A store from before this move: adding a certificate again moves it.
+    sql(store, "UPDATE records SET zone_id = (SELECT id FROM zones WHERE name = 'example.org') "
+               "WHERE certificate_id = (SELECT id FROM certificates WHERE address = "
+               "'carol@example.org');"
+               "UPDATE certificates SET zone_id = (SELECT id FROM zones WHERE name = "
+               "'example.org') WHERE address = 'carol@example.org'")
+    r = store.ctl("cert", "add", "carol@example.org", DATA / "ed25519.pem")
+    assert r.stdout.startswith("updated ") and "moved into this zone" in r.stdout, r.stdout
+    assert [c["zone"] for c in json.loads(store.ctl("--json", "cert", "list",
+                                                    "carol@example.org").stdout)] == \
+        ["_smimecert.example.org"]
+
 
 def test_zone_add_list_remove(store, certs):
     store.ctl("zone", "add", "_smimecert.Example.ORG.")

@@ -16,6 +16,14 @@
 namespace smimea {
 
 inline constexpr std::string_view kSmimecertLabel = "_smimecert";
+
+// Whether a name (any letter case already folded) is "_smimecert.<something>".
+inline bool starts_with_smimecert(std::string_view name) {
+  return name.size() > kSmimecertLabel.size() + 1 &&
+         name.substr(0, kSmimecertLabel.size()) == kSmimecertLabel &&
+         name[kSmimecertLabel.size()] == '.';
+}
+
 inline constexpr std::size_t kMaxLocalPartBytes = 64;  // RFC 5321 section 4.5.3.1.1
 
 struct MailAddress {

@@ -104,8 +104,11 @@ NewCertificate make_new_certificate(const Certificate& cert, const MailAddress& 
                                     bool lowercase_variant);
 
 struct AddResult {
-  std::string zone;       // the zone the records went into
-  int records_added = 0;  // 0: everything was already there
+  std::string zone;         // the zone the records went into
+  int records_added = 0;    // new records
+  int records_updated = 0;  // records that were there with another TTL
+  bool moved = false;       // the certificate was in another zone and moved into this one
+  bool changed() const { return records_added > 0 || records_updated > 0 || moved; }
 };
 
 struct CertRecordInfo {
@@ -197,16 +200,21 @@ class Store {
   Status commit();
   void rollback() noexcept;
 
-  Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind = ZoneKind::kMaster);
+  // Adds a zone. A delegated _smimecert.<domain> zone takes over the certificates of
+  // <domain> that its parent zone <domain> held, with their records (queries for their
+  // owners go to the most specific zone from now on); *moved, if given, gets their number.
+  Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind = ZoneKind::kMaster,
+                        int* moved = nullptr);
   // Sets a zone's kind; NotFound if there is no such zone. The serial does not move.
   Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind);
   // Refuses (Conflict) a zone that still has certificates unless force is set; with force the
   // certificates go too. Returns the number of certificates removed.
   Result<int> remove_zone(std::string_view name, bool force);
 
-  // Stores a certificate and its records in zone `zone_id`. Adding what is already there
-  // changes nothing (records_added == 0). Refuses (Conflict) records that would make an
-  // owner's RRset larger than max_rrset_bytes.
+  // Stores a certificate and its records in `zone`. Adding what is already there changes
+  // nothing but the TTL of its records, if another is asked for, and the zone the certificate
+  // is in (see AddResult). Refuses (Conflict) records that would make an owner's RRset larger
+  // than max_rrset_bytes.
   Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert);
 
   // Removes the certificates stored for `address` (all, or the one with this SHA2-256

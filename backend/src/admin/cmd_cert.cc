@@ -154,7 +154,7 @@ int cert_add(Context& ctx, const CertOptions& o) {
     return fail(zone.status());
   }
   auto results = nlohmann::json::array();
-  int total_added = 0;
+  bool changed = false;
   for (const auto& [c, warnings] : to_add) {
     const NewCertificate n =
         make_new_certificate(*c, *addr, *params, ttl_for(o, *config), config->lowercase_variant);
@@ -163,12 +163,14 @@ int cert_add(Context& ctx, const CertOptions& o) {
       s.rollback();
       return fail(added.status());
     }
-    total_added += added->records_added;
+    changed = changed || added->changed();
     for (const std::string& w : warnings) warn(w);
     results.push_back({{"address", n.address},
                        {"zone", added->zone},
                        {"fingerprint", to_hex(c->fingerprint)},
-                       {"records_added", added->records_added}});
+                       {"records_added", added->records_added},
+                       {"records_updated", added->records_updated},
+                       {"moved", added->moved}});
   }
   if (Status st = s.commit(); !st.ok()) return fail(st);
   auto after = s.find_zone(zone->name);
@@ -178,12 +180,20 @@ int cert_add(Context& ctx, const CertOptions& o) {
   } else {
     for (const auto& r : results) {
       const int n = r["records_added"].get<int>();
-      std::cout << (n > 0 ? "added " : "unchanged ") << r["address"].get<std::string>()
-                << " sha256 " << r["fingerprint"].get<std::string>().substr(0, 16) << "...: " << n
-                << " record(s) in zone " << r["zone"].get<std::string>() << '\n';
+      const int updated = r["records_updated"].get<int>();
+      const bool moved = r["moved"].get<bool>();
+      std::cout << (n > 0                  ? "added "
+                    : updated > 0 || moved ? "updated "
+                                           : "unchanged ")
+                << r["address"].get<std::string>() << " sha256 "
+                << r["fingerprint"].get<std::string>().substr(0, 16) << "...: " << n
+                << " record(s) in zone " << r["zone"].get<std::string>();
+      if (updated > 0) std::cout << ", TTL of " << updated << " record(s) changed";
+      if (moved) std::cout << ", moved into this zone";
+      std::cout << '\n';
     }
-    std::cout << "zone " << zone->name << " serial " << serial
-              << (total_added > 0 ? "" : " (unchanged)") << '\n';
+    std::cout << "zone " << zone->name << " serial " << serial << (changed ? "" : " (unchanged)")
+              << '\n';
   }
   return kExitOk;
 }
@@ -229,7 +239,7 @@ int cert_import(Context& ctx, const CertOptions& o) {
   if (Status st = s.begin(); !st.ok()) return fail(st);
 
   const bool progress = isatty(STDERR_FILENO) != 0 && !ctx.json && files.size() >= 100;
-  std::size_t certs_added = 0, certs_unchanged = 0, records_added = 0;
+  std::size_t certs_added = 0, certs_updated = 0, certs_unchanged = 0, records_added = 0;
   std::set<std::string> zones_changed;
   // The zone of each mail domain, looked up once per import (zones do not change meanwhile).
   std::unordered_map<std::string, Result<Zone>> zones;
@@ -301,6 +311,9 @@ int cert_import(Context& ctx, const CertOptions& o) {
           ++certs_added;
           records_added += static_cast<std::size_t>(added->records_added);
           zones_changed.insert(added->zone);
+        } else if (added->changed()) {
+          ++certs_updated;  // a new TTL, or moved into a _smimecert zone
+          zones_changed.insert(added->zone);
         } else {
           ++certs_unchanged;
         }
@@ -310,21 +323,22 @@ int cert_import(Context& ctx, const CertOptions& o) {
   if (progress) std::cerr << '\n';
   if (Status st = s.commit(); !st.ok()) return fail(st);
   if (ctx.json) {
-    std::cout << nlohmann::json{{"added", certs_added},
-                                {"unchanged", certs_unchanged},
-                                {"records_added", records_added},
-                                {"zones_changed", zones_changed},
-                                {"skipped", skipped}}
+    std::cout << nlohmann::json{{"added", certs_added},           {"updated", certs_updated},
+                                {"unchanged", certs_unchanged},   {"records_added", records_added},
+                                {"zones_changed", zones_changed}, {"skipped", skipped}}
                      .dump()
               << '\n';
   } else {
     for (const std::string& line : skipped) std::cerr << "smimea-ctl: skipped " << line << '\n';
     std::cout << "imported " << certs_added << " certificate(s) (" << records_added
-              << " records) into " << zones_changed.size() << " zone(s); " << certs_unchanged
-              << " unchanged, " << skipped.size() << " skipped\n";
+              << " records) into " << zones_changed.size() << " zone(s); " << certs_updated
+              << " updated, " << certs_unchanged << " unchanged, " << skipped.size()
+              << " skipped\n";
   }
   // Refused when nothing at all could be imported.
-  if (certs_added == 0 && certs_unchanged == 0 && !skipped.empty()) return kExitRefused;
+  if (certs_added == 0 && certs_updated == 0 && certs_unchanged == 0 && !skipped.empty()) {
+    return kExitRefused;
+  }
   return kExitOk;
 }
 

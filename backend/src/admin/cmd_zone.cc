@@ -1,6 +1,7 @@
 // smimea-ctl zone add|list|remove|set-kind
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "admin.h"
 #include "smimea/owner_name.h"
@@ -15,7 +16,8 @@ struct ZoneOptions {
   bool force = false;
 };
 
-// Runs fn(store) inside one transaction; commits if it returned OK.
+// Runs fn(store, out) inside one transaction; commits if it returned OK, and only then
+// prints what fn wrote to out: nothing is reported done that was not committed.
 template <class Fn>
 int in_transaction(Context& ctx, Fn fn) {
   auto config = ctx.load_config();
@@ -23,13 +25,15 @@ int in_transaction(Context& ctx, Fn fn) {
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
   Store& s = **store;
+  std::ostringstream out;
   Status status = s.begin();
-  if (status.ok()) status = fn(s);
+  if (status.ok()) status = fn(s, out);
   if (status.ok()) status = s.commit();
   if (!status.ok()) {
     s.rollback();
     return fail(status);
   }
+  std::cout << out.str();
   return kExitOk;
 }
 
@@ -41,20 +45,27 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
     return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
   auto kind = parse_zone_kind(opts.kind);
   if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
-  return in_transaction(ctx, [&](Store& store) -> Status {
-    auto zone = store.add_zone(*name, *mode, *kind);
+  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
+    int moved = 0;
+    auto zone = store.add_zone(*name, *mode, *kind, &moved);
     if (!zone.ok()) return zone.status();
+    const std::string parent = moved > 0 ? name->substr(kSmimecertLabel.size() + 1) : "";
     if (ctx.json) {
-      std::cout << nlohmann::json{{"zone", zone->name},
-                                  {"id", zone->id},
-                                  {"mode", zone_mode_name(zone->mode)},
-                                  {"kind", zone_kind_name(zone->kind)},
-                                  {"serial", zone->serial}}
-                       .dump()
-                << '\n';
+      out << nlohmann::json{{"zone", zone->name},
+                            {"id", zone->id},
+                            {"mode", zone_mode_name(zone->mode)},
+                            {"kind", zone_kind_name(zone->kind)},
+                            {"serial", zone->serial},
+                            {"certificates_moved", moved}}
+                 .dump()
+          << '\n';
     } else {
-      std::cout << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", "
-                << zone_kind_name(zone->kind) << ", serial " << zone->serial << ")\n";
+      out << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", "
+          << zone_kind_name(zone->kind) << ", serial " << zone->serial << ")\n";
+      if (moved > 0) {
+        out << "moved " << moved << " certificate(s) of " << parent << " from zone " << parent
+            << " into it\n";
+      }
     }
     return Status();
   });
@@ -65,14 +76,14 @@ int zone_set_kind(Context& ctx, const ZoneOptions& opts) {
   if (!name.ok()) return fail(name.status());
   auto kind = parse_zone_kind(opts.kind);
   if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
-  return in_transaction(ctx, [&](Store& store) -> Status {
+  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
     auto zone = store.set_zone_kind(*name, *kind);
     if (!zone.ok()) return zone.status();
     if (ctx.json) {
-      std::cout << nlohmann::json{{"zone", zone->name}, {"kind", zone_kind_name(zone->kind)}}.dump()
-                << '\n';
+      out << nlohmann::json{{"zone", zone->name}, {"kind", zone_kind_name(zone->kind)}}.dump()
+          << '\n';
     } else {
-      std::cout << "zone " << zone->name << " is now " << zone_kind_name(zone->kind) << '\n';
+      out << "zone " << zone->name << " is now " << zone_kind_name(zone->kind) << '\n';
     }
     return Status();
   });
@@ -81,14 +92,13 @@ int zone_set_kind(Context& ctx, const ZoneOptions& opts) {
 int zone_remove(Context& ctx, const ZoneOptions& opts) {
   auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
   if (!name.ok()) return fail(name.status());
-  return in_transaction(ctx, [&](Store& store) -> Status {
+  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
     auto removed = store.remove_zone(*name, opts.force);
     if (!removed.ok()) return removed.status();
     if (ctx.json) {
-      std::cout << nlohmann::json{{"zone", *name}, {"certificates_removed", *removed}}.dump()
-                << '\n';
+      out << nlohmann::json{{"zone", *name}, {"certificates_removed", *removed}}.dump() << '\n';
     } else {
-      std::cout << "removed zone " << *name << " and " << *removed << " certificate(s)\n";
+      out << "removed zone " << *name << " and " << *removed << " certificate(s)\n";
     }
     return Status();
   });

@@ -21,12 +21,6 @@ bool to_lower_name(std::string_view in, char (&buf)[kMaxQnameBytes + 1], std::st
   return true;
 }
 
-bool starts_with_smimecert(std::string_view name) {
-  return name.size() > kSmimecertLabel.size() &&
-         name.compare(0, kSmimecertLabel.size(), kSmimecertLabel) == 0 &&
-         name[kSmimecertLabel.size()] == '.';
-}
-
 // Passes the records on, keeping a copy for pdns's repeat of the same lookup.
 class ForwardVisitor : public RecordVisitor {
  public:

@@ -29,12 +29,6 @@ int compare_label(std::string_view a, std::string_view b) {
   return a.size() < b.size() ? -1 : 1;
 }
 
-bool starts_with_smimecert_label(std::string_view zone) {
-  return zone.size() > kSmimecertLabel.size() &&
-         zone.compare(0, kSmimecertLabel.size(), kSmimecertLabel) == 0 &&
-         zone[kSmimecertLabel.size()] == '.';
-}
-
 std::string hex_label(const OwnerHash& owner) { return to_hex(owner.data(), owner.size()); }
 
 }  // namespace
@@ -131,7 +125,7 @@ bool looks_like_nsec3_hash(std::string_view label) {
 Result<NsecNeighbours> nsec_neighbours(std::string_view zone_name, bool has_records,
                                        const std::vector<std::string>& labels,
                                        OwnerReader& reader) {
-  const bool subzone = starts_with_smimecert_label(zone_name);
+  const bool subzone = starts_with_smimecert(zone_name);
   // What an owner is called relative to the zone, and the name just before the first owner.
   const std::string owner_suffix = subzone ? "" : "." + std::string(kSmimecertLabel);
   const std::string before_owners = subzone ? "" : std::string(kSmimecertLabel);

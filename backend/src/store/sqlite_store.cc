@@ -521,7 +521,8 @@ void Store::rollback() noexcept {
   }
 }
 
-Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind) {
+Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved) {
+  if (moved != nullptr) *moved = 0;
   auto existing = find_zone(name);
   if (existing.ok()) return Status::conflict(std::string(name), "zone already exists");
   if (!existing.status().is_not_found()) return existing.status();
@@ -536,7 +537,31 @@ Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind
   const std::string_view kind_name = zone_kind_name(kind);
   s.bind_text(4, kind_name);
   if (s.step() != SQLITE_DONE) return impl_->error("add zone " + std::string(name));
-  return find_zone(name);
+  s.reset();
+  auto zone = find_zone(name);
+  if (!zone.ok() || !starts_with_smimecert(name)) return zone;
+
+  // _smimecert.<domain>: the certificates of <domain> stored in the parent zone move here,
+  // or queries would come here for them and find nothing.
+  const std::string_view domain = name.substr(kSmimecertLabel.size() + 1);
+  auto parent = find_zone(domain);
+  if (!parent.ok()) return parent.status().is_not_found() ? zone : parent.status();
+  sqlite3* db = impl_->db.get();
+  for (const char* sql :
+       {"UPDATE records SET zone_id = ?1 WHERE zone_id = ?2 AND certificate_id IN "
+        "(SELECT id FROM certificates WHERE zone_id = ?2 AND domain = ?3)",
+        "UPDATE certificates SET zone_id = ?1 WHERE zone_id = ?2 AND domain = ?3"}) {
+    Statement move;
+    SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
+    move.bind(1, zone->id);
+    move.bind(2, parent->id);
+    move.bind_text(3, domain);
+    if (move.step() != SQLITE_DONE) return impl_->error("move certificates to " + zone->name);
+  }
+  const int count = sqlite3_changes(db);
+  if (count > 0) impl_->touched_zones.insert(parent->id);  // the new zone's serial is new
+  if (moved != nullptr) *moved = count;
+  return zone;
 }
 
 Result<Zone> Store::set_zone_kind(std::string_view name, ZoneKind kind) {
@@ -585,14 +610,16 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   AddResult result;
   result.zone = zone.name;
   Statement& find = impl_->cert_by_fp;
-  SMIMEA_RETURN_IF_ERROR(
-      find.prepare(db, "SELECT id FROM certificates WHERE address = ?1 AND fingerprint = ?2"));
+  SMIMEA_RETURN_IF_ERROR(find.prepare(
+      db, "SELECT id, zone_id FROM certificates WHERE address = ?1 AND fingerprint = ?2"));
   find.bind_text(1, cert.address);
   find.bind_blob(2, cert.fingerprint.data(), cert.fingerprint.size());
   std::int64_t cert_id = -1;
+  std::int64_t stored_zone = -1;
   int rc = find.step();
   if (rc == SQLITE_ROW) {
     cert_id = find.int64(0);
+    stored_zone = find.int64(1);
   } else if (rc != SQLITE_DONE) {
     return impl_->error("find certificate");
   }
@@ -603,22 +630,28 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   // savepoint would do too, but it copies every page the certificate touches to a statement
   // journal: gigabytes for a large import.)
   std::vector<const NewCertificate::Record*> to_insert;
+  std::vector<std::pair<std::int64_t, std::uint32_t>> new_ttls;  // record id, TTL asked for
   std::vector<std::pair<OwnerHash, std::size_t>> added;  // RRset octets this call adds, by owner
   for (const auto& rec : cert.records) {
     if (cert_id >= 0) {
       Statement& exists = impl_->rr_exists;
       SMIMEA_RETURN_IF_ERROR(
           exists.prepare(db,
-                         "SELECT 1 FROM records WHERE certificate_id = ?1 AND owner = ?2 AND "
-                         "usage = ?3 AND selector = ?4 AND matching_type = ?5"));
+                         "SELECT id, ttl FROM records WHERE certificate_id = ?1 AND owner = ?2 "
+                         "AND usage = ?3 AND selector = ?4 AND matching_type = ?5"));
       exists.bind(1, cert_id);
       exists.bind_blob(2, rec.owner.data(), rec.owner.size());
       exists.bind(3, static_cast<int>(rec.params.usage));
       exists.bind(4, static_cast<int>(rec.params.selector));
       exists.bind(5, static_cast<int>(rec.params.matching_type));
       rc = exists.step();
+      if (rc == SQLITE_ROW) {
+        // There already; only its TTL may change.
+        if (exists.int64(1) != rec.ttl) new_ttls.emplace_back(exists.int64(0), rec.ttl);
+        exists.reset();
+        continue;
+      }
       exists.reset();
-      if (rc == SQLITE_ROW) continue;
       if (rc != SQLITE_DONE) return impl_->error("find record");
     }
 
@@ -662,6 +695,30 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     to_insert.push_back(&rec);
   }
 
+  if (cert_id >= 0 && stored_zone != zone.id) {
+    // Stored in another zone than the one its domain's queries go to now (a store from
+    // before add_zone moved certificates into a new _smimecert zone): it moves here.
+    for (const char* sql : {"UPDATE records SET zone_id = ?1 WHERE certificate_id = ?2",
+                            "UPDATE certificates SET zone_id = ?1 WHERE id = ?2"}) {
+      Statement move;
+      SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
+      move.bind(1, zone.id);
+      move.bind(2, cert_id);
+      if (move.step() != SQLITE_DONE) return impl_->error("move certificate " + cert.address);
+    }
+    impl_->touched_zones.insert(stored_zone);
+    impl_->touched_zones.insert(zone.id);
+    result.moved = true;
+  }
+  for (const auto& [record_id, ttl] : new_ttls) {
+    Statement update;
+    SMIMEA_RETURN_IF_ERROR(update.prepare(db, "UPDATE records SET ttl = ?2 WHERE id = ?1"));
+    update.bind(1, record_id);
+    update.bind(2, static_cast<std::int64_t>(ttl));
+    if (update.step() != SQLITE_DONE) return impl_->error("set TTL for " + cert.address);
+    ++result.records_updated;
+  }
+  if (result.records_updated > 0) impl_->touched_zones.insert(zone.id);
   if (cert_id < 0) {
     Statement& ins = impl_->insert_cert;
     SMIMEA_RETURN_IF_ERROR(ins.prepare(

@@ -223,6 +223,33 @@ TEST_F(AnswerTest, SeesChangesFromAnotherConnection) {
   ASSERT_NE(answerer_.find_zone("EXAMPLE.info."), nullptr);
 }
 
+// The delegated layout adopted after alice and bob were published in example.com: queries
+// for their owners go to the new _smimecert.example.com zone from then on, and find them
+// there, with the new zone's id.
+TEST_F(AnswerTest, ASmimecertZoneAddedLaterServesTheDomainsOwners) {
+  const std::string qname = std::string(kAlice) + "._smimecert.example.com.";
+  const Lines_ alice{qname + " SMIMEA 600 3 1 1 " + test::expected_hex("rsa", 1, 1)};
+  EXPECT_EQ(lookup(qname), alice);
+  auto writer = Store::open(fixture_.path(), StoreOptions{});
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->begin().ok());
+  int moved = -1;
+  auto sub = (*writer)->add_zone("_smimecert.example.com", ZoneMode::kAuthoritative,
+                                 ZoneKind::kMaster, &moved);
+  ASSERT_TRUE(sub.ok()) << sub.status().message();
+  ASSERT_TRUE((*writer)->commit().ok());
+  EXPECT_EQ(moved, 2);  // alice and bob; alice@example.net stays where it is
+  ASSERT_TRUE(answerer_.refresh().ok());
+  Lines sink;
+  ASSERT_TRUE(answerer_.lookup(qname, QType::kAny, sink).ok());
+  EXPECT_EQ(sink.lines, alice);
+  EXPECT_EQ(sink.zone_ids, std::vector<std::int64_t>{sub->id});
+  EXPECT_EQ(lookup(std::string(kAlice) + "._smimecert.example.net.").size(), 1u);
+  // Both apexes answer.
+  EXPECT_EQ(lookup("example.com.", QType::kSoa).size(), 1u);
+  EXPECT_EQ(lookup("_smimecert.example.com.", QType::kSoa).size(), 1u);
+}
+
 // A check for changes covers the lookups of the next kRecheckInterval (the rest of pdns's
 // question); the apex lookup of a question that starts later sees the new serial.
 TEST_F(AnswerTest, SeesANewSerialOnceTheLastCheckIsOlderThanTheInterval) {
