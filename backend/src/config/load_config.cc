@@ -3,6 +3,7 @@
 // naming the file, line and key.
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -39,7 +40,8 @@ Result<std::uint64_t> get_uint(const std::string& source, const YAML::Node& node
   std::size_t pos = 0;
   try {
     if (text.empty() || text[0] == '-' || text[0] == '+') throw std::invalid_argument(text);
-    value = std::stoull(text, &pos, 0);  // accepts 0660 (octal) and 0x.. for socket modes
+    // Decimal, except socket-mode, which is written the chmod way (0660).
+    value = std::stoull(text, &pos, key == "socket-mode" ? 8 : 10);
   } catch (const std::exception&) {
     pos = 0;
   }
@@ -267,7 +269,13 @@ Result<Config> load_config(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (text.str().size() > 1024 * 1024) return Status::config_error(path, "config file too large");
-  return parse_config(text.str(), path);
+  auto config = parse_config(text.str(), path);
+  // A relative database path is relative to the config file, not to the working directory:
+  // smimea-ctl run anywhere, the backend and pdns (started in /) must all open the same store.
+  if (config.ok() && std::filesystem::path(config->database).is_relative()) {
+    config->database = (std::filesystem::path(path).parent_path() / config->database).string();
+  }
+  return config;
 }
 
 }  // namespace smimea

@@ -233,6 +233,36 @@ TEST(LoadConfig, FromFile) {
   EXPECT_EQ(bad.status().message(), path + ":2: foo: unknown key");
 }
 
+// The same file must give the same store to smimea-ctl run in any directory and to the
+// backend and pdns, which run in /.
+TEST(LoadConfig, RelativeDatabaseIsNextToTheConfigFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("smimea.yaml");
+  std::ofstream(path) << "database: data/store.db\n";
+  auto c = load_config(path);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->database, dir.file("data/store.db"));
+  std::ofstream(path) << "database: /abs/store.db\n";
+  c = load_config(path);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->database, "/abs/store.db");
+}
+
+// Numbers are decimal, whatever zeros lead them (0300 is 300, not octal 192); only
+// socket-mode is octal, as chmod writes it.
+TEST(Config, NumbersAreDecimalAndSocketModeOctal) {
+  const Config c =
+      parse_ok("database: x\ndefault-ttl: 0900\nsoa:\n  minimum: 0300\nsocket-mode: 0640\n");
+  EXPECT_EQ(c.default_ttl, 900u);
+  EXPECT_EQ(c.soa.minimum, 300u);
+  EXPECT_EQ(c.socket_mode, 0640u);
+  EXPECT_EQ(parse_ok("database: x\nsocket-mode: 660\n").socket_mode, 0660u);
+  EXPECT_NE(parse_error("database: x\ndefault-ttl: 0x10\n").find("default-ttl"), std::string::npos);
+  EXPECT_NE(parse_error("database: x\nsocket-mode: 0x1ff\n").find("socket-mode"),
+            std::string::npos);
+  EXPECT_NE(parse_error("database: x\nsocket-mode: 0680\n").find("socket-mode"), std::string::npos);
+}
+
 TEST(LoadConfig, MissingFile) {
   test::TempDir dir;
   auto c = load_config(dir.file("absent.yaml"));
