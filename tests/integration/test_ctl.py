@@ -392,6 +392,53 @@ def test_refused_ca_with_usage_2_is_fine(store):
     assert [r[2] for r in exported(store, "example.com")] == ["2 0 0"]
 
 
+def make_chain(directory, address):
+    """A CA, and a certificate for `address` that it issued, made with the openssl CLI.
+    Returns (ca_pem, leaf_pem, bundle_pem), the bundle being the leaf then the CA."""
+    d = pathlib.Path(directory)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run(["openssl", "req", "-x509", *ec, "-keyout", d / "ca.key", "-out", d / "ca.pem",
+         "-subj", "/CN=Example CA", "-days", "30", "-addext",
+         "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"])
+    run(["openssl", "req", *ec, "-keyout", d / "leaf.key", "-out", d / "leaf.csr",
+         "-subj", "/CN=Leaf"])
+    (d / "leaf.ext").write_text(f"subjectAltName=email:{address}\nbasicConstraints=CA:FALSE\n")
+    run(["openssl", "x509", "-req", "-in", d / "leaf.csr", "-CA", d / "ca.pem", "-CAkey",
+         d / "ca.key", "-CAcreateserial", "-days", "30", "-extfile", d / "leaf.ext",
+         "-out", d / "leaf.pem"])
+    (d / "bundle.pem").write_text((d / "leaf.pem").read_text() + (d / "ca.pem").read_text())
+    return d / "ca.pem", d / "leaf.pem", d / "bundle.pem"
+
+
+def test_anchor_usages_publish_the_ca_of_the_chain(store, tmp_path):
+    """Usages 0 and 2 point at the CA that issued the address's certificate (RFC 6698 section
+    2.1.1), usages 1 and 3 at the certificate itself: from a bundle of both, each record gets
+    the right one, all at the address's owner name."""
+    ca, leaf, bundle = make_chain(tmp_path, "alice@example.com")
+    r = store.ctl("cert", "add", "alice@example.com", bundle, "--record", "3 1 1", "--record",
+                  "2 0 1", "--record", "0 1 2")
+    assert r.stderr == "", r.stderr
+    assert sorted(exported(store, "example.com")) == sorted([
+        (owner("alice", "example.com"), 3600, "3 1 1", openssl_association(leaf, 1, 1)),
+        (owner("alice", "example.com"), 3600, "2 0 1", openssl_association(ca, 0, 1)),
+        (owner("alice", "example.com"), 3600, "0 1 2", openssl_association(ca, 1, 2))])
+    listed = json.loads(store.ctl("--json", "cert", "list", "alice@example.com").stdout)
+    assert sorted(c["fingerprint"] for c in listed) == sorted(
+        [openssl_fingerprint(leaf), openssl_fingerprint(ca)])
+
+    # Without the CA there is no anchor to publish: refused, unless forced (with a warning).
+    before = dump(store)
+    line = refused(store, "cert", "add", "alice@example.com", leaf, "--usage", "2")
+    assert "not a CA certificate" in line and "--force" in line, line
+    assert dump(store) == before
+    r = store.ctl("cert", "add", "alice@example.com", leaf, "--usage", "2", "--force")
+    assert "not a CA certificate" in r.stderr, r.stderr
+    # cert import takes the certificate the files hold: a leaf is no anchor.
+    doc = json.loads(store.ctl("--json", "cert", "import", leaf, "--usage", "0",
+                               check=False).stdout)
+    assert doc["added"] == 0 and "not a CA certificate" in doc["skipped"][0], doc
+
+
 def test_refused_rrset_cap(tmp_path, certs):
     (tmp_path / "s").mkdir()
     s = Store(tmp_path / "s", extra_config="max-rrset-bytes: 1024\n")

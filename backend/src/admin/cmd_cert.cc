@@ -64,10 +64,16 @@ Result<std::vector<RecordParams>> record_params(const CertOptions& o, const Conf
   return unique;
 }
 
+// Usages 1 and 3 name the address's own certificate; 0 and 2 the CA that issued it, a trust
+// anchor (RFC 6698 section 2.1.1).
+bool is_end_entity_usage(const RecordParams& p) {
+  return p.usage == Usage::kPkixEe || p.usage == Usage::kDaneEe;
+}
 bool any_end_entity_usage(const std::vector<RecordParams>& params) {
-  return std::any_of(params.begin(), params.end(), [](const RecordParams& p) {
-    return p.usage == Usage::kPkixEe || p.usage == Usage::kDaneEe;
-  });
+  return std::any_of(params.begin(), params.end(), is_end_entity_usage);
+}
+bool any_anchor_usage(const std::vector<RecordParams>& params) {
+  return !std::all_of(params.begin(), params.end(), is_end_entity_usage);
 }
 
 // The zone a mail domain's records go into: a delegated _smimecert.<domain> zone, else the
@@ -83,13 +89,14 @@ Result<Zone> zone_for(Store& store, const std::string& domain) {
                                       domain + " or _smimecert." + domain + ")");
 }
 
-// The reasons a certificate may not be published for addr; empty if it may.
+// The reasons a certificate may not be published for addr; empty if it may. An anchor (a CA
+// of the address's chain, published with usage 0 or 2 only) need not name the address.
 // Overridable problems go to *overridden (as warnings) when their override flag is set.
 std::string check_publishable(const Certificate& cert, const MailAddress& addr,
                               const std::vector<RecordParams>& params, const CertOptions& o,
-                              std::vector<std::string>* overridden) {
+                              std::vector<std::string>* overridden, bool anchor = false) {
   const std::int64_t now = std::time(nullptr);
-  if (!certificate_names(cert, addr)) {
+  if (!anchor && !certificate_names(cert, addr)) {
     const std::string why = "certificate does not name " + addr.to_string() +
                             " (no matching SAN rfc822Name, SmtpUTF8Mailbox or emailAddress)";
     if (!o.force) return why + "; --force publishes it anyway";
@@ -102,6 +109,13 @@ std::string check_publishable(const Certificate& cert, const MailAddress& addr,
   }
   if (cert.is_ca && any_end_entity_usage(params)) {
     const std::string why = "certificate is a CA certificate, but usage 1/3 is for end entities";
+    if (!o.force) return why + "; --force publishes it anyway";
+    overridden->push_back(why);
+  }
+  if (!cert.is_ca && any_anchor_usage(params)) {
+    const std::string why =
+        "certificate is not a CA certificate, but usage 0/2 is for the CA that issued the "
+        "address's certificate (give the chain with the CA in it)";
     if (!o.force) return why + "; --force publishes it anyway";
     overridden->push_back(why);
   }
@@ -126,22 +140,46 @@ int cert_add(Context& ctx, const CertOptions& o) {
   auto certs = parse_certificates(*input, source, config->max_input_bytes);
   if (!certs.ok()) return fail(certs.status());
 
-  // A bundle may carry the chain: publish the certificates that name the address. With
-  // --force and none naming it, the first certificate is published.
-  std::vector<const Certificate*> chosen;
-  for (const Certificate& c : *certs) {
-    if (certificate_names(c, *addr)) chosen.push_back(&c);
-  }
-  if (chosen.empty()) chosen.push_back(&certs->front());
-
-  std::vector<std::pair<const Certificate*, std::vector<std::string>>> to_add;
-  for (const Certificate* c : chosen) {
+  // A bundle may carry the chain. End-entity usages (1, 3) go to the certificates that name
+  // the address, anchor usages (0, 2) to the bundle's CA certificates. With neither of the
+  // kind, the first certificate is taken, which check_publishable refuses without --force.
+  struct Chosen {
+    const Certificate* cert;
+    std::vector<RecordParams> params;
+    bool anchor;  // published for the address's chain only (usage 0/2)
     std::vector<std::string> warnings;
-    const std::string problem = check_publishable(*c, *addr, *params, o, &warnings);
-    if (!problem.empty()) {
-      return fail(Status::invalid_argument(source + " (" + c->subject + ")", problem));
+  };
+  std::vector<Chosen> to_add;
+  auto choose = [&](bool anchor, auto&& wanted) {
+    std::vector<RecordParams> kind;
+    for (const RecordParams& p : *params) {
+      if (is_end_entity_usage(p) != anchor) kind.push_back(p);
     }
-    to_add.emplace_back(c, std::move(warnings));
+    if (kind.empty()) return;
+    std::vector<const Certificate*> certs_of_kind;
+    for (const Certificate& c : *certs) {
+      if (wanted(c)) certs_of_kind.push_back(&c);
+    }
+    if (certs_of_kind.empty()) certs_of_kind.push_back(&certs->front());
+    for (const Certificate* c : certs_of_kind) {
+      auto same =
+          std::find_if(to_add.begin(), to_add.end(), [&](const Chosen& x) { return x.cert == c; });
+      if (same == to_add.end()) {
+        to_add.push_back({c, kind, anchor, {}});
+      } else {  // a certificate of both kinds: checked against all its usages
+        same->params.insert(same->params.end(), kind.begin(), kind.end());
+        same->anchor = false;
+      }
+    }
+  };
+  choose(false, [&](const Certificate& c) { return certificate_names(c, *addr); });
+  choose(true, [](const Certificate& c) { return c.is_ca; });
+  for (Chosen& c : to_add) {
+    const std::string problem =
+        check_publishable(*c.cert, *addr, c.params, o, &c.warnings, c.anchor);
+    if (!problem.empty()) {
+      return fail(Status::invalid_argument(source + " (" + c.cert->subject + ")", problem));
+    }
   }
 
   auto store = ctx.open_store(*config);
@@ -155,16 +193,17 @@ int cert_add(Context& ctx, const CertOptions& o) {
   }
   auto results = nlohmann::json::array();
   bool changed = false;
-  for (const auto& [c, warnings] : to_add) {
-    const NewCertificate n =
-        make_new_certificate(*c, *addr, *params, ttl_for(o, *config), config->lowercase_variant);
+  for (const Chosen& chosen : to_add) {
+    const Certificate* c = chosen.cert;
+    const NewCertificate n = make_new_certificate(*c, *addr, chosen.params, ttl_for(o, *config),
+                                                  config->lowercase_variant);
     auto added = s.add_certificate(*zone, n);
     if (!added.ok()) {
       s.rollback();
       return fail(added.status());
     }
     changed = changed || added->changed();
-    for (const std::string& w : warnings) warn(w);
+    for (const std::string& w : chosen.warnings) warn(w);
     results.push_back({{"address", n.address},
                        {"zone", added->zone},
                        {"fingerprint", to_hex(c->fingerprint)},
