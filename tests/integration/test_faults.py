@@ -209,8 +209,9 @@ def test_corrupt_store_is_refused_at_start(store, tmp_path):
 
 
 def test_truncated_store_never_serves_garbage(store, tmp_path):
-    """A store cut short (a bad copy): the backend either refuses it at start or answers
-    with an error; what pdns serves is never made-up data."""
+    """A store cut short (a bad copy): the backend either refuses it at start, with SQLite's
+    reason, or answers with alice's certificate or SERVFAIL; never a made-up record, and never
+    an empty or negative answer for a name that exists."""
     cert, _ = make_cert(tmp_path, "alice@example.com")
     store.ctl("cert", "add", "alice@example.com", cert)
     with sqlite3.connect(store.db) as db:
@@ -223,18 +224,15 @@ def test_truncated_store_never_serves_garbage(store, tmp_path):
     try:
         server.start()
     except AssertionError as e:
-        assert "malformed" in str(e) or "not a" in str(e) or "corrupt" in str(e).lower() or \
-            "exited" in str(e), e
+        assert "malformed" in str(e) or "not a database" in str(e), e
         return
     try:
-        expected = der_of(cert)
         r = server.query(owner("alice", "example.com"), SMIMEA, tcp=True)
-        for rrset in r.answer:
-            for rd in rrset:
-                assert rd.cert == expected
-        # Never NXDOMAIN: alice's name exists; a store that cannot say so must fail.
-        assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL, dns.rcode.REFUSED), \
-            server.explain("truncated store", r)
+        if r.rcode() == dns.rcode.NOERROR:
+            assert [rd.cert for rrset in r.answer for rd in rrset] == [der_of(cert)], \
+                server.explain("truncated store", r)
+        else:
+            assert r.rcode() == dns.rcode.SERVFAIL, server.explain("truncated store", r)
     finally:
         server.stop()
 

@@ -6,6 +6,7 @@ YAML this file writes. The suite runs once per connector in pdns.CONNECTORS.
 
 Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test_pdns.py
 """
+import grp
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import select
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -798,6 +800,54 @@ def test_second_instance_on_a_live_socket_refuses(lone_store, tmp_path):
         finally:
             assert stop_process(first) == 0
     assert not sock.exists()
+
+
+def other_group():
+    """A group the socket may be given that is not this process's own, or None."""
+    if os.geteuid() == 0:
+        return grp.getgrnam("nogroup")  # root may give any group
+    others = [g for g in os.getgroups() if g != os.getegid()]
+    return grp.getgrgid(others[0]) if others else None
+
+
+def test_socket_gets_socket_mode_and_group(tmp_path):
+    """Only pdns may talk to the backend (it writes keys on request): the socket has exactly
+    socket-mode and socket-group, whatever the umask."""
+    group = other_group()
+    extra = "socket-mode: 0640\n" + (f"socket-group: {group.gr_name}\n" if group else "")
+    store = Store(tmp_path, extra_config=extra)
+    sock = tmp_path / "b.sock"
+    old = os.umask(0)
+    try:
+        with open(tmp_path / "log", "wb") as log:
+            proc = start_listener(store, sock, log)
+    finally:
+        os.umask(old)
+    try:
+        wait_for_socket(sock, proc)
+        st = os.stat(sock)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
+        assert st.st_gid == (group.gr_gid if group else os.getegid())
+    finally:
+        assert stop_process(proc) == 0
+    store.cleanup()
+
+
+def test_socket_group_that_does_not_exist_exits_2(tmp_path):
+    store = Store(tmp_path, extra_config="socket-group: no-such-group-here\n")
+    r = run([BACKEND, "--config", store.config, "--listen", tmp_path / "b.sock"], check=False,
+            timeout=20)
+    assert r.returncode == 2 and "no-such-group-here" in r.stderr, r
+    assert not (tmp_path / "b.sock").exists()
+    store.cleanup()
+
+
+def test_a_file_at_the_socket_path_is_left_alone(lone_store, tmp_path):
+    path = tmp_path / "b.sock"
+    path.write_text("not a socket\n")
+    r = run([BACKEND, "--config", lone_store.config, "--listen", path], check=False, timeout=20)
+    assert r.returncode == 1 and "not a socket" in r.stderr, r
+    assert path.read_text() == "not a socket\n"
 
 
 def backend_cmd(store, mode, tmp_path):
