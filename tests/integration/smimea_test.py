@@ -29,6 +29,17 @@ else:
     NATIVE_MODULE = BUILD / "libsmimeabackend.so"
 
 
+def require(*programs):
+    """Stops the collection of a test module, as an error, when a program it needs is missing:
+    a module that skipped itself would pass without running a test. scripts/install-deps
+    installs them all; SMIMEA_BUILD_DIR names the build."""
+    import pytest
+    for program in programs:
+        if not os.access(program, os.X_OK):
+            pytest.fail(f"{program} is missing: build the project (SMIMEA_BUILD_DIR names the "
+                        "build directory) or run scripts/install-deps", pytrace=False)
+
+
 def run(cmd, *, input=None, check=True, env=None, timeout=120):
     """Runs cmd, returns CompletedProcess with text stdout/stderr."""
     r = subprocess.run([str(c) for c in cmd], input=input, capture_output=True, env=env,

@@ -23,10 +23,9 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from smimea_test import CTL, Store, make_cert, run  # noqa: E402
+from smimea_test import CTL, Store, make_cert, require, run  # noqa: E402
 
-if not CTL.exists():
-    pytest.skip(f"{CTL} not built (set SMIMEA_BUILD_DIR)", allow_module_level=True)
+require(CTL)
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "certs"
 NAMED_CHECKZONE = "/usr/bin/named-checkzone"

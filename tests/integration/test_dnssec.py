@@ -42,15 +42,10 @@ import dns.rdatatype  # noqa: E402
 from pdns import (ADDRESS, CONNECTORS, PdnsServer, sqlite_schema_file,  # noqa: E402
                   stop_process)
 from smimea_test import (BACKEND, CTL, Cert, Store, free_port, make_cert, openssl,  # noqa: E402
-                         owner_name, run)
+                         owner_name, require, run)
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
-for _tool in (BACKEND, CTL):
-    if not _tool.exists():
-        pytest.skip(f"{_tool} not built (set SMIMEA_BUILD_DIR)", allow_module_level=True)
-for _tool in ("/usr/sbin/pdns_server", UNBOUND):
-    if not os.access(_tool, os.X_OK):
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
+require(BACKEND, CTL, "/usr/sbin/pdns_server", UNBOUND)
 
 NOERROR, NXDOMAIN, SERVFAIL = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL
 SMIMEA = dns.rdatatype.SMIMEA
@@ -933,6 +928,15 @@ def test_init_migrates_a_version_1_store(tmp_path):
     assert "alice@example.com" in listed and "carol@example.org" in listed, listed
     r = run([CTL, "--config", config, "init"])
     assert "up to date" in r.stdout, r.stdout
+
+
+def test_lookup_reports_a_failed_resolution(signed, tmp_path):
+    # wide.example's denials fail (NSEC3 without narrow): the resolver answers SERVFAIL, which
+    # is neither "not found" nor "bogus".
+    anchors = anchors_file(tmp_path, signed.ds("wide.example"))
+    r = run([CTL, "lookup", "nobody@wide.example", "--server", signed.resolver.server,
+             "--trust-anchor", anchors], check=False)
+    assert r.returncode == 7 and "failed" in r.stdout, r.stdout + r.stderr
 
 
 def test_lookup_help_documents_the_exit_status():

@@ -55,17 +55,13 @@ import dns.tsigkeyring  # noqa: E402
 
 from pdns import (ADDRESS, CONNECTORS, PDNSUTIL, Connector, PdnsServer,  # noqa: E402
                   sqlite_schema_file, stop_process)
-from smimea_test import BACKEND, CTL, Cert, Store, free_port, owner_name, run  # noqa: E402
+from smimea_test import (BACKEND, CTL, Cert, Store, free_port, owner_name, require,  # noqa: E402
+                         run)
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 DELV = shutil.which("delv") or "/usr/bin/delv"
 KDIG = shutil.which("kdig") or "/usr/bin/kdig"
-for _tool in (BACKEND, CTL):
-    if not _tool.exists():
-        pytest.skip(f"{_tool} not built (set SMIMEA_BUILD_DIR)", allow_module_level=True)
-for _tool in ("/usr/sbin/pdns_server", KNOTD):
-    if not os.access(_tool, os.X_OK):
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
+require(BACKEND, CTL, "/usr/sbin/pdns_server", KNOTD)
 
 NOERROR, NXDOMAIN = dns.rcode.NOERROR, dns.rcode.NXDOMAIN
 SMIMEA, SOA, NS = dns.rdatatype.SMIMEA, dns.rdatatype.SOA, dns.rdatatype.NS
