@@ -768,6 +768,29 @@ def test_sigterm_removes_socket_and_exits_0(lone_store, tmp_path):
     assert not sock.exists()
 
 
+def test_tells_systemd_when_it_accepts_connections(lone_store, tmp_path):
+    """Type=notify: READY=1 only once the socket answers (pdns.service starts after it, and
+    pdns exits if it cannot connect), STOPPING=1 on SIGTERM. The notification socket is
+    systemd's protocol (sd_notify(3)): a datagram socket named by NOTIFY_SOCKET."""
+    sock = tmp_path / "b.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(10)
+        env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"))
+        with open(tmp_path / "log", "wb") as log:
+            proc = subprocess.Popen([str(BACKEND), "--config", str(lone_store.config), "--listen",
+                                     str(sock)], stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+        try:
+            assert notify.recv(4096) == b"READY=1"
+            assert socket_answers(sock)
+            proc.send_signal(15)
+            assert notify.recv(4096) == b"STOPPING=1"
+            assert proc.wait(timeout=10) == 0
+        finally:
+            stop_process(proc)
+
+
 def test_stale_socket_is_cleaned_up_on_restart(lone_store, tmp_path):
     sock = tmp_path / "b.sock"
     with open(tmp_path / "log", "wb") as log:

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -146,6 +147,9 @@ int run_unix_server(const Config& config, const std::string& path) {
     return 1;
   }
   spdlog::info("listening on {} (store {})", path, config.database);
+  // Under systemd (Type=notify), pdns.service starts only now: pdns exits if it cannot reach
+  // the socket. Without NOTIFY_SOCKET this does nothing.
+  sd_notify(0, "READY=1");
 
   std::list<Connection> connections;
   auto reap = [&connections] {
@@ -193,6 +197,7 @@ int run_unix_server(const Config& config, const std::string& path) {
     conn.fd = fd;
     conn.thread = std::thread(serve_connection, std::cref(config), &conn);
   }
+  sd_notify(0, "STOPPING=1");
   ::unlink(path.c_str());
   for (Connection& c : connections) ::shutdown(c.fd, SHUT_RDWR);
   for (Connection& c : connections) {
