@@ -855,7 +855,8 @@ def test_store_errors_exit_3(tmp_path):
     config.write_text(f"database: {db}\n")
     for args in (["zone", "list"], ["zone", "add", "example.com"], ["cert", "list"],
                  ["cert", "add", "bob@example.net", DATA / "ec.pem"],
-                 ["cert", "import", DATA / "ec.pem"], ["export", "example.com"]):
+                 ["cert", "import", DATA / "ec.pem"], ["export", "example.com"],
+                 ["check-config"]):
         r = run([CTL, "--config", config, *args], check=False)
         assert r.returncode == 3, (args, r.returncode, r.stderr)
         assert len(r.stderr.splitlines()) == 1
@@ -894,9 +895,17 @@ def test_init_is_idempotent(store):
     assert sql(store, "PRAGMA journal_mode") == "wal"
 
 
-def test_check_config(store):
+def test_check_config(store, tmp_path):
+    """The unit's ExecStartPre: ok with the store's zone count; a bad store fails it (exit 3),
+    so systemd never starts a backend that would refuse pdns."""
     r = store.ctl("check-config")
-    assert "ok" in r.stdout
+    assert r.stdout == f"{store.config}: ok; store {store.db} (1 zones)\n", r.stdout
+    doc = json.loads(store.ctl("--json", "check-config").stdout)
+    assert doc == {"config": str(store.config), "database": str(store.db), "zones": 1}
+    config = tmp_path / "other.yaml"
+    config.write_text(f"database: {tmp_path / 'absent.db'}\n")
+    r = run([CTL, "--config", config, "check-config"], check=False)
+    assert r.returncode == 3 and "absent.db" in r.stderr, r
 
 
 # --- export -----------------------------------------------------------------------------------
