@@ -391,13 +391,14 @@ def test_refused_ca_with_usage_2_is_fine(store):
     assert [r[2] for r in exported(store, "example.com")] == ["2 0 0"]
 
 
-def make_chain(directory, address):
+def make_chain(directory, address, ca_subject="/CN=Example CA"):
     """A CA, and a certificate for `address` that it issued, made with the openssl CLI.
     Returns (ca_pem, leaf_pem, bundle_pem), the bundle being the leaf then the CA."""
     d = pathlib.Path(directory)
+    d.mkdir(exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     run(["openssl", "req", "-x509", *ec, "-keyout", d / "ca.key", "-out", d / "ca.pem",
-         "-subj", "/CN=Example CA", "-days", "30", "-addext",
+         "-subj", ca_subject, "-days", "30", "-addext",
          "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"])
     run(["openssl", "req", *ec, "-keyout", d / "leaf.key", "-out", d / "leaf.csr",
          "-subj", "/CN=Leaf"])
@@ -436,6 +437,21 @@ def test_anchor_usages_publish_the_ca_of_the_chain(store, tmp_path):
     doc = json.loads(store.ctl("--json", "cert", "import", leaf, "--usage", "0",
                                check=False).stdout)
     assert doc["added"] == 0 and "not a CA certificate" in doc["skipped"][0], doc
+
+
+def test_anchor_usages_take_only_the_cas_that_issued_the_certificate(store, tmp_path):
+    """A bundle with an unrelated CA appended (a system CA file, say), and a CA whose subject
+    names the address (openssl's prompts ask for an email): usage 2 goes to the issuing CA
+    only, usage 3 to the end-entity certificate only."""
+    ca, leaf, bundle = make_chain(tmp_path / "a", "alice@example.com",
+                                  "/CN=Example CA/emailAddress=alice@example.com")
+    other_ca, _, _ = make_chain(tmp_path / "b", "zed@example.com", "/CN=Other CA")
+    mixed = tmp_path / "mixed.pem"
+    mixed.write_text(leaf.read_text() + other_ca.read_text() + ca.read_text())
+    store.ctl("cert", "add", "alice@example.com", mixed, "--record", "3 1 1", "--record",
+              "2 1 1")
+    assert sorted(r[2:] for r in exported(store, "example.com")) == sorted([
+        ("3 1 1", openssl_association(leaf, 1, 1)), ("2 1 1", openssl_association(ca, 1, 1))])
 
 
 def test_refused_rrset_cap(tmp_path, certs):
@@ -762,11 +778,16 @@ def test_smimecert_zone_added_later_takes_over_the_domains_certificates(store, c
                       "c.id = r.certificate_id WHERE r.zone_id != c.zone_id") == "0"
     assert serial(store, "example.com") > s_com
     assert serial(store, "example.org") == s_org
-    # They are the new zone's now: removing it needs --force, like any zone with certificates.
-    assert "2 certificate(s)" in refused(store, "zone", "remove", "_smimecert.example.com")
-
     doc = json.loads(store.ctl("--json", "zone", "add", "_smimecert.example.org").stdout)
     assert doc["certificates_moved"] == 1
+    # Removing the _smimecert zone undoes the move: nothing is lost.
+    s_com = serial(store, "example.com")
+    r = store.ctl("zone", "remove", "_smimecert.example.com")
+    assert "moved 2 certificate(s) back into zone example.com" in r.stdout, r.stdout
+    assert exported(store, "example.com") == published
+    assert serial(store, "example.com") > s_com
+    store.ctl("zone", "add", "_smimecert.example.com")
+    assert exported(store, "_smimecert.example.com") == published
 
     # A store from before this move: adding a certificate again moves it.
     sql(store, "UPDATE records SET zone_id = (SELECT id FROM zones WHERE name = 'example.org') "

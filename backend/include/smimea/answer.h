@@ -105,8 +105,15 @@ class Answerer {
   static constexpr std::chrono::milliseconds kReleaseInterval{100};
   void release_if_stale();
 
-  // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK.
+  // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK. A
+  // store error fails the lookup only for a name at or below a zone of the last table read:
+  // pdns asks every backend about every name, also from its NOTIFY and secondary thread,
+  // where an error stops pdns, and a name that is not ours stays not ours.
   Status lookup(std::string_view qname, QType qtype, RecordSink& sink);
+
+  // Whether a name (any case, trailing dot optional) is at or below a zone of the table: a
+  // failure to read the store about it is an error rather than "not ours".
+  bool knows(std::string_view name) const;
 
   // Every record of the zone (AXFR order: SOA first; the closing SOA is pdns's job).
   // NotFound if there is no such zone.
@@ -145,6 +152,8 @@ class Answerer {
   bool checked_recently() const;
   Status check_for_changes();  // refresh() in the current transaction, if any
   Status renew();              // a new read snapshot held for lookups, checked for changes
+  Status renew_for(std::string_view lower_name);  // renew(); errors only for names of ours
+  bool is_ours(std::string_view lower_name) const;
   void end_hold();
   bool below_a_zone(std::string_view lower_name) const;  // strictly below a zone of the table
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,

@@ -208,8 +208,10 @@ class Store {
   // Sets a zone's kind; NotFound if there is no such zone. The serial does not move.
   Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind);
   // Refuses (Conflict) a zone that still has certificates unless force is set; with force the
-  // certificates go too. Returns the number of certificates removed.
-  Result<int> remove_zone(std::string_view name, bool force);
+  // certificates go too. Returns the number of certificates removed. A _smimecert.<domain>
+  // zone gives its certificates back to <domain> if the store has that zone (*moved, if
+  // given, gets their number), so nothing is removed but the zone.
+  Result<int> remove_zone(std::string_view name, bool force, int* moved = nullptr);
 
   // Stores a certificate and its records in `zone`. Adding what is already there changes
   // nothing but the TTL of its records, if another is asked for, and the zone the certificate

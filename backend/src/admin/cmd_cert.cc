@@ -141,8 +141,30 @@ int cert_add(Context& ctx, const CertOptions& o) {
   if (!certs.ok()) return fail(certs.status());
 
   // A bundle may carry the chain. End-entity usages (1, 3) go to the certificates that name
-  // the address, anchor usages (0, 2) to the bundle's CA certificates. With neither of the
+  // the address (the end-entity ones, if there are any), anchor usages (0, 2) to the CA
+  // certificates that issued them, up the chain as far as the bundle goes (all of the
+  // bundle's CAs when it has no end-entity certificate for the address). With none of the
   // kind, the first certificate is taken, which check_publishable refuses without --force.
+  std::vector<const Certificate*> leaves;
+  for (const Certificate& c : *certs) {
+    if (certificate_names(c, *addr) && !c.is_ca) leaves.push_back(&c);
+  }
+  std::vector<const Certificate*> issuers;  // of the leaves, up the chain
+  std::vector<std::string> wanted_subjects;
+  for (const Certificate* leaf : leaves) wanted_subjects.push_back(leaf->issuer);
+  for (bool found = true; found;) {
+    found = false;
+    for (const Certificate& c : *certs) {
+      if (!c.is_ca || std::find(issuers.begin(), issuers.end(), &c) != issuers.end()) continue;
+      if (std::find(wanted_subjects.begin(), wanted_subjects.end(), c.subject) ==
+          wanted_subjects.end()) {
+        continue;
+      }
+      issuers.push_back(&c);
+      wanted_subjects.push_back(c.issuer);
+      found = true;
+    }
+  }
   struct Chosen {
     const Certificate* cert;
     std::vector<RecordParams> params;
@@ -172,8 +194,14 @@ int cert_add(Context& ctx, const CertOptions& o) {
       }
     }
   };
-  choose(false, [&](const Certificate& c) { return certificate_names(c, *addr); });
-  choose(true, [](const Certificate& c) { return c.is_ca; });
+  choose(false, [&](const Certificate& c) {
+    return leaves.empty() ? certificate_names(c, *addr)
+                          : std::find(leaves.begin(), leaves.end(), &c) != leaves.end();
+  });
+  choose(true, [&](const Certificate& c) {
+    return leaves.empty() ? c.is_ca
+                          : std::find(issuers.begin(), issuers.end(), &c) != issuers.end();
+  });
   for (Chosen& c : to_add) {
     const std::string problem =
         check_publishable(*c.cert, *addr, c.params, o, &c.warnings, c.anchor);

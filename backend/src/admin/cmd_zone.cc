@@ -93,12 +93,21 @@ int zone_remove(Context& ctx, const ZoneOptions& opts) {
   auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
   if (!name.ok()) return fail(name.status());
   return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
-    auto removed = store.remove_zone(*name, opts.force);
+    int moved = 0;
+    auto removed = store.remove_zone(*name, opts.force, &moved);
     if (!removed.ok()) return removed.status();
     if (ctx.json) {
-      out << nlohmann::json{{"zone", *name}, {"certificates_removed", *removed}}.dump() << '\n';
+      out << nlohmann::json{{"zone", *name},
+                            {"certificates_removed", *removed},
+                            {"certificates_moved", moved}}
+                 .dump()
+          << '\n';
     } else {
       out << "removed zone " << *name << " and " << *removed << " certificate(s)\n";
+      if (moved > 0) {
+        out << "moved " << moved << " certificate(s) back into zone "
+            << name->substr(kSmimecertLabel.size() + 1) << '\n';
+      }
     }
     return Status();
   });

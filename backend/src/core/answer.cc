@@ -118,6 +118,21 @@ Status Answerer::renew() {
   return s;
 }
 
+Status Answerer::renew_for(std::string_view lower_name) {
+  const Status s = renew();
+  return s.ok() || is_ours(lower_name) ? s : Status();
+}
+
+bool Answerer::is_ours(std::string_view lower_name) const {
+  return find_zone_lower(lower_name) != nullptr || below_a_zone(lower_name);
+}
+
+bool Answerer::knows(std::string_view name) const {
+  char buf[kMaxQnameBytes + 1];
+  std::string_view lower;
+  return to_lower_name(name, buf, &lower) && is_ours(lower);
+}
+
 void Answerer::end_hold() {
   if (!holding_) return;
   holding_ = false;
@@ -213,7 +228,7 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   OwnerHash hash;
   std::string_view rest;  // "_smimecert.<domain>"
   if (parse_owner_qname(name, &hash, &rest)) {
-    if (!loaded_ || !checked_recently()) SMIMEA_RETURN_IF_ERROR(renew());
+    if (!loaded_ || !checked_recently()) SMIMEA_RETURN_IF_ERROR(renew_for(name));
     if (qtype != QType::kAny && qtype != QType::kSmimea) return Status();
     // The most specific zone wins: a delegated _smimecert.<domain> before <domain>.
     const ZoneEntry* zone = find_zone_lower(rest);
@@ -235,7 +250,7 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   // always checks.
   const ZoneEntry* zone = loaded_ ? find_zone_lower(name) : nullptr;
   if (!loaded_ || !checked_recently() || (zone == nullptr && !below_a_zone(name))) {
-    SMIMEA_RETURN_IF_ERROR(renew());
+    SMIMEA_RETURN_IF_ERROR(renew_for(name));
     zone = find_zone_lower(name);
   }
   if (zone != nullptr) {

@@ -31,8 +31,11 @@ bool DnssecCalls::failed(const char* call, const Status& status) const {
   return false;
 }
 
-bool DnssecCalls::read_failed(const char* call, const Status& status) const {
-  if (not_ours(status)) return false;
+bool DnssecCalls::read_failed(const char* call, const std::string& zone,
+                              const Status& status) const {
+  // A zone not in our table is another backend's: false, also when the store failed (pdns
+  // may be asking from its secondary thread, where an exception stops it).
+  if (not_ours(status) || !answerer_.knows(zone)) return failed(call, status);
   throw DBException(std::string("smimea: ") + call + ": " + status.message());
 }
 
@@ -44,7 +47,7 @@ bool DnssecCalls::refresh() {
 
 bool DnssecCalls::get_domain_keys(const DNSName& name, std::vector<DNSBackend::KeyData>& keys) {
   auto stored = keys_.get_domain_keys(name.toStringNoDot());
-  if (!stored.ok()) return read_failed("getDomainKeys", stored.status());
+  if (!stored.ok()) return read_failed("getDomainKeys", name.toStringNoDot(), stored.status());
   keys.clear();
   for (const DomainKey& k : *stored) {
     DNSBackend::KeyData kd;
@@ -90,7 +93,8 @@ bool DnssecCalls::get_all_domain_metadata(const DNSName& name,
   // false for zones that are not ours: UeberBackend then asks the next backend, so an overlay
   // never hides the owner's NSEC3PARAM.
   auto stored = keys_.get_all_domain_metadata(name.toStringNoDot());
-  if (!stored.ok()) return read_failed("getAllDomainMetadata", stored.status());
+  if (!stored.ok())
+    return read_failed("getAllDomainMetadata", name.toStringNoDot(), stored.status());
   meta = std::move(stored).value();
   return true;
 }
@@ -149,7 +153,8 @@ bool DnssecCalls::get_before_and_after_names_absolute(uint32_t id, const DNSName
   if (labels.size() == 1 && looks_like_nsec3_hash(labels.front())) {
     auto param = keys_.get_domain_metadata(zone->zone.name, "NSEC3PARAM");
     if (!param.ok()) {
-      read_failed("getBeforeAndAfterNamesAbsolute", param.status());  // throws unless not ours
+      // throws unless not ours
+      read_failed("getBeforeAndAfterNamesAbsolute", zone->zone.name, param.status());
     } else if (!param->empty()) {
       throw DBException("smimea: zone " + zone->zone.name +
                         " uses NSEC3 without narrow, which this backend does not support: run "
@@ -159,7 +164,7 @@ bool DnssecCalls::get_before_and_after_names_absolute(uint32_t id, const DNSName
   }
   KeyStoreOwnerReader reader(keys_, zone->zone.id);
   auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records, labels, reader);
-  if (!n.ok()) return read_failed("getBeforeAndAfterNamesAbsolute", n.status());
+  if (!n.ok()) return read_failed("getBeforeAndAfterNamesAbsolute", zone->zone.name, n.status());
   // Relative names; DNSBackend::getBeforeAndAfterNames appends the zone. The apex is the root.
   before = n->before.empty() ? DNSName(".") : DNSName(n->before);
   after = n->after.empty() ? DNSName(".") : DNSName(n->after);

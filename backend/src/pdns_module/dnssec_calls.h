@@ -54,8 +54,9 @@ class DnssecCalls {
   bool failed(const char* call, const Status& status) const;
   // For the reads whose false pdns would act on (no keys: the zone served unsigned; no
   // metadata: NSEC instead of NSEC3; no neighbours: an NSEC from the apex to the apex):
-  // false for "not our zone", otherwise throws DBException (SERVFAIL).
-  bool read_failed(const char* call, const Status& status) const;
+  // false for "not our zone" (the store says so, or the zone is not in the table), otherwise
+  // throws DBException (SERVFAIL).
+  bool read_failed(const char* call, const std::string& zone, const Status& status) const;
   bool refresh();
 
   Answerer& answerer_;

@@ -86,7 +86,9 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
     Handler::fail(out, m + ": " + s.message());
   };
   auto read_failed = [&](const Status& s) {
-    if (not_ours(s)) return write_result(out, false);
+    // A zone not in our table is another backend's: "no", also when the store failed (pdns
+    // may be asking from its secondary thread, where an error stops it).
+    if (not_ours(s) || !answerer_.knows(name)) return write_result(out, false);
     error(out, m + ": " + s.message());
   };
 

@@ -579,10 +579,30 @@ Result<Zone> Store::set_zone_kind(std::string_view name, ZoneKind kind) {
   return find_zone(name);
 }
 
-Result<int> Store::remove_zone(std::string_view name, bool force) {
+Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
+  if (moved != nullptr) *moved = 0;
   auto zone = find_zone(name);
   if (!zone.ok()) return zone.status();
   sqlite3* db = impl_->db.get();
+  if (starts_with_smimecert(name)) {
+    // _smimecert.<domain> with <domain> in the store: its certificates go back there (the
+    // undoing of add_zone's move), where queries for their owners go once this zone is gone.
+    auto parent = find_zone(name.substr(kSmimecertLabel.size() + 1));
+    if (!parent.ok() && !parent.status().is_not_found()) return parent.status();
+    if (parent.ok()) {
+      for (const char* sql : {"UPDATE records SET zone_id = ?2 WHERE zone_id = ?1",
+                              "UPDATE certificates SET zone_id = ?2 WHERE zone_id = ?1"}) {
+        Statement move;
+        SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
+        move.bind(1, zone->id);
+        move.bind(2, parent->id);
+        if (move.step() != SQLITE_DONE) return impl_->error("move certificates to " + parent->name);
+      }
+      const int count = sqlite3_changes(db);
+      if (count > 0) impl_->touched_zones.insert(parent->id);
+      if (moved != nullptr) *moved = count;
+    }
+  }
   Statement count;
   SMIMEA_RETURN_IF_ERROR(count.prepare(db, "SELECT count(*) FROM certificates WHERE zone_id = ?1"));
   count.bind(1, zone->id);

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -248,6 +249,66 @@ TEST_F(AnswerTest, ASmimecertZoneAddedLaterServesTheDomainsOwners) {
   // Both apexes answer.
   EXPECT_EQ(lookup("example.com.", QType::kSoa).size(), 1u);
   EXPECT_EQ(lookup("_smimecert.example.com.", QType::kSoa).size(), 1u);
+}
+
+// Gives every b-tree page of `table` an invalid page type, as a bad sector would: reading
+// the table then fails with SQLITE_CORRUPT. The WAL is emptied into the file first.
+void damage_table(const std::string& path, const char* table) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  int busy = -1;
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  busy = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  ASSERT_EQ(busy, 0) << "a reader still holds a snapshot";
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  const long page_size = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  std::vector<long> pages;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT pageno FROM dbstat WHERE name = ?1", -1, &stmt, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+  while (sqlite3_step(stmt) == SQLITE_ROW) pages.push_back(sqlite3_column_int(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  ASSERT_FALSE(pages.empty());
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  for (long page : pages) {
+    ASSERT_NE(page, 1);
+    std::fseek(f, (page - 1) * page_size, SEEK_SET);
+    std::fputc(0, f);
+  }
+  std::fclose(f);
+}
+
+// pdns asks every backend about every name, also from its NOTIFY and secondary thread, where
+// an error stops pdns: a store that cannot be read fails lookups of our names only.
+TEST_F(AnswerTest, AStoreErrorFailsOnlyTheNamesOfOurZones) {
+  ASSERT_EQ(lookup("example.com.", QType::kSoa).size(), 1u);
+  add_dave();  // a commit: the next check for changes reloads the zone table
+  std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
+  answerer_.release_if_stale();
+  damage_table(fixture_.path(), "zones");
+  for (const char* name : {"example.info.", "www.example.info.", "_smimecert.other.example."}) {
+    Lines sink;
+    const Status s = answerer_.lookup(name, QType::kAny, sink);
+    EXPECT_TRUE(s.ok()) << name << ": " << s.message();
+    EXPECT_TRUE(sink.lines.empty()) << name;
+  }
+  EXPECT_FALSE(answerer_.knows("example.info."));
+  for (const std::string& name :
+       {std::string("example.com."), std::string("_smimecert.example.com."),
+        std::string(kAlice) + "._smimecert.example.com.", std::string("www.example.com.")}) {
+    std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
+    Lines sink;
+    EXPECT_FALSE(answerer_.lookup(name, QType::kAny, sink).ok()) << name;
+  }
+  EXPECT_TRUE(answerer_.knows("WWW.example.com"));
 }
 
 // A check for changes covers the lookups of the next kRecheckInterval (the rest of pdns's
