@@ -467,6 +467,25 @@ def test_refused_rrset_cap(tmp_path, certs):
     assert dump(s) == before
 
 
+def test_rrset_cap_holds_when_a_certificate_moves_into_its_zone(tmp_path, certs):
+    """A store from before zone add moved certificates: adding one again moves it into the
+    _smimecert zone, whose RRset for the owner it joins must stay under the cap."""
+    (tmp_path / "s").mkdir()
+    s = Store(tmp_path / "s", extra_config="max-rrset-bytes: 1024\n")
+    s.ctl("zone", "add", "example.com")
+    cert, address = certs["rsa"]  # 3 0 0 of an RSA-2048 certificate: ~800 octets
+    s.ctl("cert", "add", address, cert)
+    s.ctl("zone", "add", "_smimecert.example.com")
+    sql(s, "UPDATE records SET zone_id = (SELECT id FROM zones WHERE name = 'example.com');"
+           "UPDATE certificates SET zone_id = (SELECT id FROM zones WHERE name = 'example.com')")
+    other = make_cert(tmp_path, address, key="rsa", name="second")[0]
+    s.ctl("cert", "add", address, other)  # alone in _smimecert.example.com: under the cap
+    before = dump(s)
+    line = refused(s, "cert", "add", address, cert)
+    assert "max-rrset-bytes" in line, line
+    assert dump(s) == before
+
+
 def test_force_publishes_a_certificate_that_does_not_name_the_address(store, certs):
     cert, _ = certs["ec"]
     r = store.ctl("cert", "add", "someone@example.com", cert, "--force")

@@ -625,6 +625,19 @@ Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
   return certs;
 }
 
+namespace {
+
+// The octets of an owner's RRset in a zone (each distinct RR once), and whether the RR
+// (?3, ?4, ?5, ?6) is in it.
+constexpr std::string_view kRrsetSizeSql =
+    "SELECT COALESCE(SUM(3 + length(data)), 0), COALESCE(MAX(usage = ?3 AND selector = ?4 AND "
+    "matching_type = ?5 AND data = ?6), 0) FROM records r WHERE zone_id = ?1 AND owner = ?2 AND "
+    "NOT EXISTS (SELECT 1 FROM records d WHERE d.zone_id = ?1 AND d.owner = ?2 AND d.id < r.id "
+    "AND d.usage = r.usage AND d.selector = r.selector AND d.matching_type = r.matching_type AND "
+    "d.data = r.data)";
+
+}  // namespace
+
 Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate& cert) {
   sqlite3* db = impl_->db.get();
   AddResult result;
@@ -652,6 +665,38 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   std::vector<const NewCertificate::Record*> to_insert;
   std::vector<std::pair<std::int64_t, std::uint32_t>> new_ttls;  // record id, TTL asked for
   std::vector<std::pair<OwnerHash, std::size_t>> added;  // RRset octets this call adds, by owner
+  const bool moving = cert_id >= 0 && stored_zone != zone.id;  // see below
+  if (moving) {
+    // Its records join this zone's RRsets, where they count against max_rrset_bytes (unless
+    // the same RR is published here already).
+    Statement rows;
+    SMIMEA_RETURN_IF_ERROR(rows.prepare(
+        db,
+        "SELECT owner, 3 + length(data) FROM records r WHERE certificate_id = ?1 AND NOT EXISTS "
+        "(SELECT 1 FROM records d WHERE d.zone_id = ?2 AND d.owner = r.owner AND d.usage = "
+        "r.usage AND d.selector = r.selector AND d.matching_type = r.matching_type AND d.data = "
+        "r.data)"));
+    rows.bind(1, cert_id);
+    rows.bind(2, zone.id);
+    while ((rc = rows.step()) == SQLITE_ROW) {
+      OwnerHash owner{};
+      if (rows.blob(0) == nullptr || sqlite3_column_bytes(rows.get(), 0) != owner.size()) {
+        return Status::store_error(impl_->path, "record with a malformed owner");
+      }
+      std::copy(rows.blob(0), rows.blob(0) + owner.size(), owner.begin());
+      auto mine =
+          std::find_if(added.begin(), added.end(), [&](const auto& a) { return a.first == owner; });
+      if (mine == added.end()) mine = added.emplace(added.end(), owner, 0);
+      mine->second += static_cast<std::size_t>(rows.int64(1));
+    }
+    if (rc != SQLITE_DONE) return impl_->error("measure records of " + cert.address);
+  }
+  auto rrset_too_large = [&](const OwnerHash& owner, std::size_t bytes) {
+    return Status::conflict(
+        owner_name(owner, cert.domain),
+        "RRset would be " + std::to_string(bytes) + " bytes, over max-rrset-bytes (" +
+            std::to_string(impl_->options.max_rrset_bytes) + "); remove old certificates first");
+  };
   for (const auto& rec : cert.records) {
     if (cert_id >= 0) {
       Statement& exists = impl_->rr_exists;
@@ -680,14 +725,7 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     // Each certificate keeps its own row, so removing one leaves the other's RR in place;
     // readers skip the duplicate, and it does not grow the RRset.
     Statement& size = impl_->rrset_size;
-    SMIMEA_RETURN_IF_ERROR(
-        size.prepare(db,
-                     "SELECT COALESCE(SUM(3 + length(data)), 0), COALESCE(MAX(usage = ?3 AND "
-                     "selector = ?4 AND matching_type = ?5 AND data = ?6), 0) FROM records r "
-                     "WHERE zone_id = ?1 AND owner = ?2 AND NOT EXISTS (SELECT 1 FROM records d "
-                     "WHERE d.zone_id = ?1 AND d.owner = ?2 AND d.id < r.id AND "
-                     "d.usage = r.usage AND d.selector = r.selector AND d.matching_type = "
-                     "r.matching_type AND d.data = r.data)"));
+    SMIMEA_RETURN_IF_ERROR(size.prepare(db, kRrsetSizeSql));
     size.bind(1, zone.id);
     size.bind_blob(2, rec.owner.data(), rec.owner.size());
     size.bind(3, static_cast<int>(rec.params.usage));
@@ -704,18 +742,27 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
       if (mine == added.end()) mine = added.emplace(added.end(), rec.owner, 0);
       mine->second += 3 + rec.data.size();
       const std::size_t bytes = stored + mine->second;
-      if (bytes > impl_->options.max_rrset_bytes) {
-        return Status::conflict(owner_name(rec.owner, cert.domain),
-                                "RRset would be " + std::to_string(bytes) +
-                                    " bytes, over max-rrset-bytes (" +
-                                    std::to_string(impl_->options.max_rrset_bytes) +
-                                    "); remove old certificates first");
-      }
+      if (bytes > impl_->options.max_rrset_bytes) return rrset_too_large(rec.owner, bytes);
     }
     to_insert.push_back(&rec);
   }
+  if (moving) {
+    // Owners that get moved records but no new one were not measured above.
+    Statement& size = impl_->rrset_size;
+    for (const auto& [owner, bytes] : added) {
+      SMIMEA_RETURN_IF_ERROR(size.prepare(db, kRrsetSizeSql));
+      size.bind(1, zone.id);
+      size.bind_blob(2, owner.data(), owner.size());
+      for (int i = 3; i <= 5; ++i) size.bind(i, -1);  // no such RR: only the size counts
+      size.bind_blob(6, "", 0);
+      if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
+      const auto total = static_cast<std::size_t>(size.int64(0)) + bytes;
+      size.reset();
+      if (total > impl_->options.max_rrset_bytes) return rrset_too_large(owner, total);
+    }
+  }
 
-  if (cert_id >= 0 && stored_zone != zone.id) {
+  if (moving) {
     // Stored in another zone than the one its domain's queries go to now (a store from
     // before add_zone moved certificates into a new _smimecert zone): it moves here.
     for (const char* sql : {"UPDATE records SET zone_id = ?1 WHERE certificate_id = ?2",
