@@ -80,10 +80,10 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
   // next one); reads of it quietly, writes with the reason. Other failures are logged: an
   // error for the reads whose "no" pdns would act on (no keys: the zone served unsigned; no
   // metadata: NSEC instead of NSEC3), false for the rest (see handler.h).
-  auto fail = [&](const Status& s, bool quiet_if_not_ours) {
+  auto refuse = [&](const Status& s, bool quiet_if_not_ours) {
     if (quiet_if_not_ours && not_ours(s)) return write_result(out, false);
     if (not_ours(s)) return write_failure(out, m + ": " + s.message());
-    Handler::fail(out, m + ": " + s.message());
+    fail(out, m + ": " + s.message());
   };
   auto read_failed = [&](const Status& s) {
     // A zone not in our table is another backend's: "no", also when the store failed (pdns
@@ -108,25 +108,25 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
   if (m == "addDomainKey") {
     auto key_it = req.parameters.find("key");
     if (key_it == req.parameters.end() || !key_it->is_object()) {
-      return fail(Status::invalid_argument(name, "no key object"), false);
+      return refuse(Status::invalid_argument(name, "no key object"), false);
     }
     const nlohmann::json& key = *key_it;
     DomainKey k;
     const auto flags = key.find("flags");
     if (flags == key.end() || !flags->is_number_integer() || flags->get<std::int64_t>() < 0 ||
         flags->get<std::int64_t>() > 65535) {
-      return fail(Status::invalid_argument(name, "key flags missing or out of range"), false);
+      return refuse(Status::invalid_argument(name, "key flags missing or out of range"), false);
     }
     k.flags = static_cast<std::uint32_t>(flags->get<std::int64_t>());
     k.active = bool_value(key.value("active", nlohmann::json()), false);
     k.published = bool_value(key.value("published", nlohmann::json()), true);
     const auto content = key.find("content");
     if (content == key.end() || !content->is_string()) {
-      return fail(Status::invalid_argument(name, "key content missing"), false);
+      return refuse(Status::invalid_argument(name, "key content missing"), false);
     }
     k.content = content->get<std::string>();
     auto id = key_store().add_domain_key(name, k);
-    if (!id.ok()) return fail(id.status(), false);
+    if (!id.ok()) return refuse(id.status(), false);
     return write_result(out, *id);
   }
   if (m == "removeDomainKey" || m == "activateDomainKey" || m == "deactivateDomainKey" ||
@@ -140,7 +140,7 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
     } else {
       s = key_store().set_key_published(name, id, m == "publishDomainKey");
     }
-    if (!s.ok()) return fail(s, false);
+    if (!s.ok()) return refuse(s, false);
     return write_result(out, true);
   }
   if (m == "getAllDomainMetadata") {
@@ -154,7 +154,7 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
     // false on errors too: pdns's communicator thread asks (TSIG-ALLOW-AXFR for a NOTIFY) and
     // stops pdns on an exception.
     auto values = key_store().get_domain_metadata(name, req.string_param("kind"));
-    if (!values.ok()) return fail(values.status(), true);
+    if (!values.ok()) return refuse(values.status(), true);
     return write_result(out, *values);
   }
   if (m == "setDomainMetadata") {
@@ -163,7 +163,7 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
     if (value_it != req.parameters.end() && value_it->is_array()) {
       for (const auto& v : *value_it) {
         if (!v.is_string()) {
-          return fail(Status::invalid_argument(name, "metadata values must be strings"), false);
+          return refuse(Status::invalid_argument(name, "metadata values must be strings"), false);
         }
         values.push_back(v.get<std::string>());
       }
@@ -171,12 +171,12 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
       values.push_back(value_it->get<std::string>());
     }
     const Status s = key_store().set_domain_metadata(name, req.string_param("kind"), values);
-    if (!s.ok()) return fail(s, false);
+    if (!s.ok()) return refuse(s, false);
     return write_result(out, true);
   }
   if (m == "startTransaction") {
     const std::string_view zone = req.string_param("domain");
-    if (Status s = answerer_.refresh(); !s.ok()) return fail(s, false);
+    if (Status s = answerer_.refresh(); !s.ok()) return refuse(s, false);
     const ZoneEntry* entry = answerer_.find_zone(zone);
     if (entry == nullptr || entry->zone.mode != ZoneMode::kAuthoritative) {
       return write_result(out, false);
@@ -184,13 +184,13 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
     // A zone id means "replace the zone's records" (AXFR-in, load-zone, clear-zone): the
     // records come from smimea-ctl, so that is refused before anything is deleted.
     if (number_param(req, "domain_id", -1) >= 0) {
-      return fail(Status::invalid_argument(entry->zone.name,
-                                           "zone records are managed with smimea-ctl; pdns "
-                                           "cannot replace them"),
-                  false);
+      return refuse(Status::invalid_argument(entry->zone.name,
+                                             "zone records are managed with smimea-ctl; pdns "
+                                             "cannot replace them"),
+                    false);
     }
     const Status s = key_store().begin();
-    if (!s.ok()) return fail(s, false);
+    if (!s.ok()) return refuse(s, false);
     return write_result(out, true);
   }
   if (m == "commitTransaction" || m == "abortTransaction") {
@@ -198,7 +198,7 @@ void Handler::dnssec_call(const Request& req, std::string& out) {
       return write_result(out, false);
     }
     const Status s = m == "commitTransaction" ? key_store_->commit() : key_store_->rollback();
-    if (!s.ok()) return fail(s, false);
+    if (!s.ok()) return refuse(s, false);
     return write_result(out, true);
   }
   if (m == "getBeforeAndAfterNamesAbsolute") return get_before_and_after_names(req, out);

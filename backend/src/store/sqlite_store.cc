@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -521,6 +522,30 @@ void Store::rollback() noexcept {
   }
 }
 
+namespace {
+
+// Moves the certificates that `where` picks (a condition on certificates, with ?2 and, if
+// given, ?3 bound to p2 and p3) into zone `to`, with their records. Returns how many moved.
+Result<int> move_certificates(sqlite3* db, std::string_view where, std::int64_t to, std::int64_t p2,
+                              std::optional<std::string_view> p3 = {}) {
+  const std::string picked(where);
+  for (const std::string& sql :
+       {"UPDATE records SET zone_id = ?1 WHERE certificate_id IN (SELECT id FROM certificates "
+        "WHERE " +
+            picked + ")",
+        "UPDATE certificates SET zone_id = ?1 WHERE " + picked}) {
+    Statement move;
+    SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
+    move.bind(1, to);
+    move.bind(2, p2);
+    if (p3) move.bind_text(3, *p3);
+    if (move.step() != SQLITE_DONE) return sqlite_error(db, "move certificates");
+  }
+  return sqlite3_changes(db);  // of the certificates
+}
+
+}  // namespace
+
 Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved) {
   if (moved != nullptr) *moved = 0;
   auto existing = find_zone(name);
@@ -546,21 +571,11 @@ Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind
   const std::string_view domain = name.substr(kSmimecertLabel.size() + 1);
   auto parent = find_zone(domain);
   if (!parent.ok()) return parent.status().is_not_found() ? zone : parent.status();
-  sqlite3* db = impl_->db.get();
-  for (const char* sql :
-       {"UPDATE records SET zone_id = ?1 WHERE zone_id = ?2 AND certificate_id IN "
-        "(SELECT id FROM certificates WHERE zone_id = ?2 AND domain = ?3)",
-        "UPDATE certificates SET zone_id = ?1 WHERE zone_id = ?2 AND domain = ?3"}) {
-    Statement move;
-    SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
-    move.bind(1, zone->id);
-    move.bind(2, parent->id);
-    move.bind_text(3, domain);
-    if (move.step() != SQLITE_DONE) return impl_->error("move certificates to " + zone->name);
-  }
-  const int count = sqlite3_changes(db);
-  if (count > 0) impl_->touched_zones.insert(parent->id);  // the new zone's serial is new
-  if (moved != nullptr) *moved = count;
+  auto count = move_certificates(impl_->db.get(), "zone_id = ?2 AND domain = ?3", zone->id,
+                                 parent->id, domain);
+  if (!count.ok()) return count.status();
+  if (*count > 0) impl_->touched_zones.insert(parent->id);  // the new zone's serial is new
+  if (moved != nullptr) *moved = *count;
   return zone;
 }
 
@@ -590,17 +605,10 @@ Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
     auto parent = find_zone(name.substr(kSmimecertLabel.size() + 1));
     if (!parent.ok() && !parent.status().is_not_found()) return parent.status();
     if (parent.ok()) {
-      for (const char* sql : {"UPDATE records SET zone_id = ?2 WHERE zone_id = ?1",
-                              "UPDATE certificates SET zone_id = ?2 WHERE zone_id = ?1"}) {
-        Statement move;
-        SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
-        move.bind(1, zone->id);
-        move.bind(2, parent->id);
-        if (move.step() != SQLITE_DONE) return impl_->error("move certificates to " + parent->name);
-      }
-      const int count = sqlite3_changes(db);
-      if (count > 0) impl_->touched_zones.insert(parent->id);
-      if (moved != nullptr) *moved = count;
+      auto count = move_certificates(db, "zone_id = ?2", parent->id, zone->id);
+      if (!count.ok()) return count.status();
+      if (*count > 0) impl_->touched_zones.insert(parent->id);
+      if (moved != nullptr) *moved = *count;
     }
   }
   Statement count;
@@ -765,14 +773,7 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   if (moving) {
     // Stored in another zone than the one its domain's queries go to now (a store from
     // before add_zone moved certificates into a new _smimecert zone): it moves here.
-    for (const char* sql : {"UPDATE records SET zone_id = ?1 WHERE certificate_id = ?2",
-                            "UPDATE certificates SET zone_id = ?1 WHERE id = ?2"}) {
-      Statement move;
-      SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
-      move.bind(1, zone.id);
-      move.bind(2, cert_id);
-      if (move.step() != SQLITE_DONE) return impl_->error("move certificate " + cert.address);
-    }
+    SMIMEA_RETURN_IF_ERROR(move_certificates(db, "id = ?2", zone.id, cert_id).status());
     impl_->touched_zones.insert(stored_zone);
     impl_->touched_zones.insert(zone.id);
     result.moved = true;
