@@ -104,117 +104,56 @@ bool escape_free(const char* p, std::size_t n) {
   return (flagged & kHigh) == 0;
 }
 
-// A cursor over a subset of JSON (RFC 8259) in an escape_free() text: enough to walk pdns's
-// lookup requests. Every method fails (returns false) on anything outside the subset, valid
-// JSON or not.
-class FlatJsonReader {
+// A cursor over one of pdns's lookup lines, in an escape_free() text: each step matches the
+// next piece of the layout or fails.
+class LayoutCursor {
  public:
-  explicit FlatJsonReader(std::string_view text) : s_(text) {}
+  explicit LayoutCursor(std::string_view text) : rest_(text) {}
 
-  // Skips whitespace, then consumes c if it is next.
-  bool consume(char c) {
-    skip_space();
-    if (pos_ < s_.size() && s_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  bool at_end() {
-    skip_space();
-    return pos_ == s_.size();
-  }
-  // A string; *out is its content. The text must be escape_free().
-  bool string(std::string_view* out) {
-    if (!consume('"')) return false;
-    const char* begin = s_.data() + pos_;
-    const auto* end = static_cast<const char*>(std::memchr(begin, '"', s_.size() - pos_));
-    if (end == nullptr) return false;
-    *out = std::string_view(begin, static_cast<std::size_t>(end - begin));
-    pos_ += out->size() + 1;
+  bool literal(std::string_view piece) {
+    if (rest_.substr(0, piece.size()) != piece) return false;
+    rest_.remove_prefix(piece.size());
     return true;
   }
-  // A string as above, an integer without fraction or exponent, true, false or null. *str is
-  // set to the string's content, or to an empty view for other values.
-  bool scalar(std::string_view* str, bool* is_string) {
-    skip_space();
-    *str = {};
-    *is_string = false;
-    if (pos_ >= s_.size()) return false;
-    const char c = s_[pos_];
-    if (c == '"') return *is_string = string(str);
-    if (c == '-' || (c >= '0' && c <= '9')) return integer();
-    for (std::string_view word : {"true", "false", "null"}) {
-      if (s_.compare(pos_, word.size(), word) == 0) {
-        pos_ += word.size();
-        return true;
-      }
-    }
-    return false;
+  // A string's content up to its closing quote (escape_free: nothing is escaped).
+  bool string_content(std::string_view* out) {
+    const std::size_t quote = rest_.find('"');
+    if (quote == std::string_view::npos) return false;
+    *out = rest_.substr(0, quote);
+    rest_.remove_prefix(quote);
+    return true;
   }
+  // -?(0|[1-9][0-9]*): a JSON integer; the layout's next piece rules out a fraction.
+  bool integer() {
+    if (!rest_.empty() && rest_.front() == '-') rest_.remove_prefix(1);
+    std::size_t digits = 0;
+    while (digits < rest_.size() && rest_[digits] >= '0' && rest_[digits] <= '9') ++digits;
+    if (digits == 0 || (digits > 1 && rest_.front() == '0')) return false;
+    rest_.remove_prefix(digits);
+    return true;
+  }
+  bool at_end() const { return rest_.empty(); }
 
  private:
-  void skip_space() {
-    while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;  // no other white space is escape_free()
-  }
-  bool digit() const { return pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9'; }
-  // -?(0|[1-9][0-9]*), not followed by a fraction or exponent.
-  bool integer() {
-    if (s_[pos_] == '-') ++pos_;
-    if (!digit()) return false;
-    if (s_[pos_] == '0') {
-      ++pos_;
-    } else {
-      while (digit()) ++pos_;
-    }
-    return pos_ == s_.size() || (s_[pos_] != '.' && s_[pos_] != 'e' && s_[pos_] != 'E' && !digit());
-  }
-
-  std::string_view s_;
-  std::size_t pos_ = 0;
+  std::string_view rest_;
 };
-
-// The "parameters" object: only scalars; qname and qtype kept (the last one wins, as in
-// nlohmann::json).
-bool read_lookup_parameters(FlatJsonReader& in, LookupRequest* out) {
-  *out = LookupRequest{};
-  if (!in.consume('{')) return false;
-  if (in.consume('}')) return true;
-  do {
-    std::string_view key;
-    std::string_view value;
-    bool is_string = false;
-    if (!in.string(&key) || !in.consume(':') || !in.scalar(&value, &is_string)) return false;
-    if (key == "qname") out->qname = value;
-    if (key == "qtype") out->qtype = value;
-  } while (in.consume(','));
-  return in.consume('}');
-}
 
 }  // namespace
 
 bool parse_lookup_request(std::string_view line, LookupRequest* out) {
   if (line.size() > kMaxRequestBytes || !escape_free(line.data(), line.size())) return false;
-  FlatJsonReader in(line);
-  bool is_lookup = false;
+  // pdns (json11) writes the members of every lookup in this order, with ": " and ", ".
+  LayoutCursor in(line);
+  std::string_view ignored;
   LookupRequest req;
-  if (!in.consume('{')) return false;
-  if (!in.consume('}')) {
-    do {
-      std::string_view key;
-      if (!in.string(&key) || !in.consume(':')) return false;
-      if (key == "parameters") {
-        if (!read_lookup_parameters(in, &req)) return false;
-      } else {
-        std::string_view value;
-        bool is_string = false;
-        if (!in.scalar(&value, &is_string)) return false;
-        if (key == "method") is_lookup = is_string && value == "lookup";
-      }
-    } while (in.consume(','));
-    if (!in.consume('}')) return false;
-  }
-  if (!in.at_end() || !is_lookup || req.qname.empty() || req.qtype.empty()) return false;
+  const bool matched = in.literal(R"({"method": "lookup", "parameters": {"local": ")") &&
+                       in.string_content(&ignored) && in.literal(R"(", "qname": ")") &&
+                       in.string_content(&req.qname) && in.literal(R"(", "qtype": ")") &&
+                       in.string_content(&req.qtype) && in.literal(R"(", "real-remote": ")") &&
+                       in.string_content(&ignored) && in.literal(R"(", "remote": ")") &&
+                       in.string_content(&ignored) && in.literal(R"(", "zone-id": )") &&
+                       in.integer() && in.literal("}}") && in.at_end();
+  if (!matched || req.qname.empty() || req.qtype.empty()) return false;
   *out = req;
   return true;
 }

@@ -37,12 +37,12 @@ struct LookupRequest {
   std::string_view qtype;
 };
 
-// Fills *out and returns true if line is a well-formed JSON lookup request of the plain shape
-// pdns sends: a flat object whose "method" is "lookup" and whose "parameters" object holds
-// only strings, integers and literals, with "qname" and "qtype" non-empty strings, and no
-// backslash, control character (tab included) or non-ASCII byte anywhere. Returns false for
-// everything else, which parse_request() then handles: it never accepts what parse_request()
-// would reject, and reads the same qname and qtype.
+// Fills *out and returns true if line is a lookup request exactly as pdns writes it (json11:
+// the members local, qname, qtype, real-remote, remote and zone-id in that order, ": " and
+// ", " between them), with non-empty qname and qtype, and no backslash, control character or
+// non-ASCII byte anywhere. Returns false for everything else, which parse_request() then
+// handles: it never accepts what parse_request() would reject, and reads the same qname and
+// qtype.
 bool parse_lookup_request(std::string_view line, LookupRequest* out);
 
 // Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.

@@ -36,13 +36,33 @@ TEST(LookupRequest, ReadsPdnsLine) {
   expect_agrees(kPdnsLine);
 }
 
-TEST(LookupRequest, ReadsCompactSpellingAndLastDuplicate) {
+TEST(LookupRequest, ReadsPdnsLinesFromAnyAddressAndZone) {
   const std::string line =
-      R"({"parameters":{"qname":"a.example.","qtype":"SOA","qname":"b.example."},"method":"lookup"})";
+      R"({"method": "lookup", "parameters": {"local": "::1", "qname": "a.example.", )"
+      R"("qtype": "SMIMEA", "real-remote": "2001:db8::/56", "remote": "2001:db8::1", "zone-id": -1}})";
   LookupRequest fast;
   ASSERT_TRUE(parse_lookup_request(line, &fast));
-  EXPECT_EQ(fast.qname, "b.example.");  // nlohmann keeps the last duplicate
+  EXPECT_EQ(fast.qname, "a.example.");
+  EXPECT_EQ(fast.qtype, "SMIMEA");
   expect_agrees(line);
+}
+
+TEST(LookupRequest, LeavesOtherSpellingsToTheReference) {
+  // Valid lookups in another layout (compact, members reordered or repeated, fewer members):
+  // the reference reads them.
+  const std::vector<std::string> others = {
+      R"({"parameters":{"qname":"a.example.","qtype":"SOA","qname":"b.example."},"method":"lookup"})",
+      R"({"method":"lookup","parameters":{"local":"127.0.0.1","qname":"a.example.","qtype":"ANY",)"
+      R"("real-remote":"127.0.0.1/32","remote":"127.0.0.1","zone-id":7}})",
+      R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY"}})",
+  };
+  for (const std::string& line : others) {
+    LookupRequest fast;
+    EXPECT_FALSE(parse_lookup_request(line, &fast)) << line;
+    auto ref = parse_request(line);
+    ASSERT_TRUE(ref.ok()) << line;
+    EXPECT_EQ(ref->method, "lookup");
+  }
 }
 
 TEST(LookupRequest, LeavesEveryOtherLineToTheReference) {
@@ -67,6 +87,15 @@ TEST(LookupRequest, LeavesEveryOtherLineToTheReference) {
       R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY")",
       R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY", "n": 1.5}})",
       R"({"method": "lookup", "parameters": {"qname": "a.example.", "qtype": "ANY", "n": 01}})",
+      // pdns's layout with a bad zone-id, an empty qname, or something after it
+      kPdnsLine.substr(0, kPdnsLine.size() - 3) + "07}}",
+      kPdnsLine.substr(0, kPdnsLine.size() - 3) + "7.5}}",
+      kPdnsLine.substr(0, kPdnsLine.size() - 3) + "-}}",
+      kPdnsLine.substr(0, kPdnsLine.size() - 3) + "\"7\"}}",
+      R"({"method": "lookup", "parameters": {"local": "127.0.0.1", "qname": "", "qtype": "ANY", )"
+      R"("real-remote": "127.0.0.1/32", "remote": "127.0.0.1", "zone-id": 7}})",
+      kPdnsLine + " ",
+      kPdnsLine + "}",
   };
   for (const std::string& line : declined) {
     LookupRequest fast;
