@@ -718,6 +718,18 @@ def report(args, bench, servers, results, latency, started):
         a, b = results.get((name, qset), []), results.get((other, qset), [])
         return median([ratio(x[key], y[key]) for x, y in zip(a, b)]) if other else None
 
+    def paired_spread(name, other, key, qset=main_set):
+        """paired() with the middle half of the per-round ratios, "0.85 (0.81-0.90)": whether a
+        ratio near a target is above it or only noise. Four rounds at least."""
+        a, b = results.get((name, qset), []), results.get((other, qset), [])
+        ratios = [r for r in (ratio(x[key], y[key]) for x, y in zip(a, b)) if r is not None]
+        if not ratios:
+            return "-"
+        if len(ratios) < 4 or name == other:
+            return f"{median(ratios):.2f}"
+        q1, q2, q3 = statistics.quantiles(ratios, n=4)
+        return f"{q2:.2f} ({q1:.2f}–{q3:.2f})"
+
     def same_size(name, other):
         """other's server on name's data set, if it ran."""
         other += suffix_of[name]
@@ -771,7 +783,7 @@ def report(args, bench, servers, results, latency, started):
             f"{m['servfail']} / {m['lost']} / {m['other']} | "
             f"{fmt(paired(n, g, 'qps') if g else None, '.2f')} | "
             f"{fmt(paired(n, b, 'qps') if b else None, '.2f')} | "
-            f"{fmt(paired(n, ceil, 'qps') if cm else None, '.2f')} | "
+            f"{paired_spread(n, ceil, 'qps') if cm else '-'} | "
             f"{fmt(paired(n, ceil, 'cpu_us') if cm else None, '.2f')} |" + flat)
     if len(args.sets) > 1:
         lines.append("")
@@ -791,7 +803,8 @@ def report(args, bench, servers, results, latency, started):
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("CPU µs/q: CPU time of pdns (and its pipe children) and of the backend process "
-                 "over the queries answered. Ratios are medians of the per-round ratios; "
+                 "over the queries answered. Ratios are medians of the per-round ratios (for "
+                 "QPS ×ceiling, in brackets, the middle half of them: their quartiles); "
                  "×ceiling is against null_backend on the same connector"
                  + (f", ×itself{also} against the same server on the other data set"
                     if also else "") + ". Memory: private "
