@@ -11,6 +11,7 @@ Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test
 import datetime
 import hashlib
 import json
+import os
 import pathlib
 import random
 import signal
@@ -353,6 +354,15 @@ def _empty(tmp_path):
     return p
 
 
+def _cert_then_key(tmp_path, between, indent):
+    """ec.pem, then its key: after some text, or indented as when pasted from YAML or mail.
+    OpenSSL's PEM reader sees only the certificate."""
+    key = b"".join(indent + line for line in (DATA / "ec.key").read_bytes().splitlines(True))
+    p = tmp_path / "cert-and-key.pem"
+    p.write_bytes((DATA / "ec.pem").read_bytes() + between + key)
+    return p
+
+
 REFUSALS = {
     # name: (address, input maker, words the message must contain)
     "not-naming": ("bob@example.com", lambda t, c: c["ec"][0], ["does not name"]),
@@ -360,6 +370,10 @@ REFUSALS = {
     "ca-with-usage-3": ("ca@example.com", lambda t, c: DATA / "ca.pem", ["CA"]),
     "private-key": ("ec.user@example.com", lambda t, c: DATA / "ec.key", ["private key"]),
     "private-key-der": ("ec.user@example.com", lambda t, c: DATA / "ec.key.der", ["private key"]),
+    "private-key-indented": ("ec.user@example.com", lambda t, c: _cert_then_key(t, b"", b"  "),
+                             ["private key"]),
+    "private-key-after-text": ("ec.user@example.com",
+                               lambda t, c: _cert_then_key(t, b"junk", b""), ["private key"]),
     "csr": ("ec.user@example.com", lambda t, c: DATA / "csr.pem", ["request"]),
     "empty": ("ec.user@example.com", lambda t, c: _empty(t), ["empty"]),
     "garbage": ("ec.user@example.com", lambda t, c: _garbage(t), ["not a certificate"]),
@@ -584,6 +598,30 @@ def test_import_directory_reports_added_and_skipped(store, tmp_path, certs):
     assert "3 unchanged" in r.stdout and "5 skipped" in r.stdout
     assert len([x for x in r.stderr.splitlines() if x.startswith("smimea-ctl: skipped ")]) == 5
     assert counts(store) == (1, 3, 3)
+
+
+def test_import_goes_on_past_an_unreadable_directory(store, tmp_path, certs):
+    """A subdirectory that cannot be read is reported by its own path, and the certificates in
+    the directories after it are still imported."""
+    d = tmp_path / "in"
+    for sub, key in (("a", "rsa"), ("locked", "ec"), ("z", "ed25519")):
+        (d / sub).mkdir(parents=True)
+        (d / sub / f"{key}.pem").write_bytes(pathlib.Path(certs[key][0]).read_bytes())
+    (d / "locked").chmod(0)
+    # Root reads any directory: take away the capabilities that let it.
+    drop = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+            if os.geteuid() == 0 else [])
+    try:
+        r = run(drop + [str(CTL), "--config", str(store.config), "--json", "cert", "import",
+                        str(d)])
+    finally:
+        (d / "locked").chmod(0o755)
+    doc = json.loads(r.stdout)
+    assert doc["added"] == 2, doc
+    assert len(doc["skipped"]) == 1, doc
+    assert doc["skipped"][0].startswith(f"{d / 'locked'}: "), doc
+    assert "ermission denied" in doc["skipped"][0]
+    assert counts(store) == (1, 2, 2)
 
 
 def test_import_skips_a_certificate_over_the_rrset_cap_entirely(tmp_path, certs):

@@ -265,6 +265,23 @@ int cert_add(Context& ctx, const CertOptions& o) {
   return kExitOk;
 }
 
+// The regular files below dir, symbolic links to directories not followed. A directory that
+// cannot be read is reported by its own path and the walk goes on with the others.
+void walk_directory(const fs::path& dir, std::vector<std::string>* found,
+                    std::vector<std::string>* errors) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::error_code entry_ec;
+    if (it->is_directory(entry_ec) && !it->is_symlink(entry_ec)) {
+      walk_directory(it->path(), found, errors);
+    } else if (it->is_regular_file(entry_ec)) {
+      found->push_back(it->path().string());
+    }
+  }
+  if (ec) errors->push_back(dir.string() + ": " + ec.message());
+}
+
 void collect_files(const std::string& input, std::vector<std::string>* files,
                    std::vector<std::string>* errors) {
   std::error_code ec;
@@ -279,11 +296,7 @@ void collect_files(const std::string& input, std::vector<std::string>* files,
   }
   if (fs::is_directory(st)) {
     std::vector<std::string> found;
-    for (auto it = fs::recursive_directory_iterator(input, ec); !ec && it != fs::end(it);
-         it.increment(ec)) {
-      if (it->is_regular_file(ec)) found.push_back(it->path().string());
-    }
-    if (ec) errors->push_back(input + ": " + ec.message());
+    walk_directory(input, &found, errors);
     std::sort(found.begin(), found.end());
     files->insert(files->end(), found.begin(), found.end());
   } else {
