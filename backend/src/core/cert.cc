@@ -384,6 +384,11 @@ bool parse_plain_pem(std::string_view input, std::string_view source, std::vecto
 }
 
 Status parse_pem(std::string_view input, std::string_view source, std::vector<Certificate>* out) {
+  // Anywhere: a key block indented or after other text is not a PEM block that the readers
+  // below see, but it is still a secret that must not go into the store.
+  if (input.find("PRIVATE KEY-----") != std::string_view::npos) {
+    return Status::invalid_argument(source, "input contains a private key: refused");
+  }
   Status plain;
   if (parse_plain_pem(input, source, out, &plain)) return plain;
   drain_openssl_errors();
