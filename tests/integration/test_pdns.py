@@ -14,6 +14,7 @@ import pathlib
 import random
 import re
 import select
+import signal
 import socket
 import sqlite3
 import stat
@@ -766,6 +767,25 @@ def test_sigterm_removes_socket_and_exits_0(lone_store, tmp_path):
         finally:
             stop_process(proc)
     assert not sock.exists()
+
+
+def test_sighup_is_ignored(lone_store, tmp_path):
+    """A habitual SIGHUP ("reload") must not stop the backend: pdns would lose it, and
+    systemd's Restart=on-failure does not restart a clean exit."""
+    sock = tmp_path / "b.sock"
+    with open(tmp_path / "log", "wb") as log:
+        proc = start_listener(lone_store, sock, log)
+        try:
+            wait_for_socket(sock, proc)
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            assert proc.poll() is None, "exited on SIGHUP"
+            assert socket_answers(sock)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            stop_process(proc)
+    assert "SIGHUP ignored" in (tmp_path / "log").read_text()
 
 
 def test_tells_systemd_when_it_accepts_connections(lone_store, tmp_path):

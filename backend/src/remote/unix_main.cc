@@ -175,9 +175,16 @@ int run_unix_server(const Config& config, const std::string& path) {
     reap();
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info{};
-      if (::read(sigfd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-        spdlog::info("signal {}: shutting down", info.ssi_signo);
+      if (::read(sigfd.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+      if (info.ssi_signo == SIGHUP) {
+        // Often sent by habit to "reload" (logrotate, systemctl reload): exiting would leave
+        // pdns without its backend, and a clean exit is not one that Restart=on-failure undoes.
+        spdlog::info(
+            "SIGHUP ignored: store changes are served without it; restart to re-read "
+            "the configuration");
+        continue;
       }
+      spdlog::info("signal {}: shutting down", info.ssi_signo);
       break;
     }
     if (!(fds[0].revents & POLLIN)) continue;
