@@ -264,6 +264,31 @@ def test_read_only_store_for_the_writer(tmp_path):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_backend_without_write_access_to_the_directory(tmp_path):
+    """In WAL mode the first read creates store.db-shm beside the store: a backend user that
+    cannot write the directory gets a message that says so, not "not a database"."""
+    import shutil
+    import tempfile
+    base = pathlib.Path(tempfile.mkdtemp(prefix="smimea-ro-"))
+    try:
+        base.chmod(0o755)
+        store = Store(base, extra_config="nameservers: [ns1.example.net.]\n")
+        store.ctl("zone", "add", "example.com")
+        for p in base.iterdir():
+            p.chmod(0o644)
+        for leftover in base.glob("*.db-*"):
+            leftover.unlink()
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            str(BACKEND), "--config", str(store.config), "--pipe"],
+                           input='{"method":"initialize","parameters":{}}\n', capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode != 0, r
+        assert "write access to the store's directory" in r.stderr, r.stderr
+        assert "not a readable SQLite database" not in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def damage_table(db_path, table):
     """Gives every b-tree page of `table` (not of its indexes) an invalid page type, as a bad
     disk sector would: reading one of its rows fails with SQLITE_CORRUPT, while the other

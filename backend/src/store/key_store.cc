@@ -9,6 +9,7 @@
 
 namespace smimea {
 
+using detail::first_read_error;
 using detail::sqlite_error;
 using detail::Statement;
 
@@ -74,7 +75,7 @@ Status KeyStore::open() {
   sqlite3_busy_timeout(raw, static_cast<int>(options_.busy_timeout_ms));
   Statement version;
   SMIMEA_RETURN_IF_ERROR(version.prepare(raw, "PRAGMA user_version").with_context(path_));
-  if (version.step() != SQLITE_ROW) return impl->error(path_ + ": not a readable SQLite database");
+  if (version.step() != SQLITE_ROW) return first_read_error(raw, path_);
   const std::int64_t v = version.int64(0);
   if (v != kSchemaVersion) {
     return Status::store_error(path_, "store is at schema version " + std::to_string(v) +

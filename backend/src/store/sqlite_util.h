@@ -3,7 +3,9 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,27 @@ inline Status sqlite_error(sqlite3* db, std::string_view what) {
   std::string why = sqlite3_errmsg(db);
   why += " (" + std::to_string(code) + ")";
   return Status::store_error(what, why);
+}
+
+// Why the first read of a store (its user_version) failed, while the failing statement is still
+// alive (finalizing it clears the error). In WAL mode that read opens, or creates, <store>-wal
+// and -shm beside the store: a user that cannot is told so, not that the file is no database.
+inline Status first_read_error(sqlite3* db, const std::string& path) {
+  const int code = sqlite3_extended_errcode(db) & 0xff;  // the primary code
+  if (code != SQLITE_CANTOPEN && code != SQLITE_READONLY) {
+    return sqlite_error(db, path + ": not a readable SQLite database");
+  }
+  const int err = sqlite3_system_errno(db);
+  std::string why = "cannot open it with its -wal and -shm files";
+  if (err != 0) why += std::string(": ") + std::strerror(err);
+  if (err == EMFILE || err == ENFILE) {
+    why += " (raise the open-file limit: ulimit -n, or LimitNOFILE= in a systemd unit)";
+  } else {
+    why +=
+        " (this user needs write access to the store's directory: see README, \"Protecting "
+        "the store\")";
+  }
+  return Status::store_error(path, why + " [" + sqlite3_errmsg(db) + "]");
 }
 
 // A prepared statement, reset before each use. Not copyable.
