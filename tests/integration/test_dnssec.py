@@ -939,6 +939,24 @@ def test_lookup_reports_a_failed_resolution(signed, tmp_path):
     assert r.returncode == 7 and "failed" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("content,words", [
+    ("", "no DS or DNSKEY record"),
+    ("garbage garbage\n; example.com. DS 1 2 3\n", "no DS or DNSKEY record"),
+    ("example.com. IN DS not a digest\n", "could not start"),
+])
+def test_lookup_refuses_a_bad_trust_anchor_file(tmp_path, content, words):
+    """A trust anchor file that holds no anchor, or one libunbound cannot read, is an error in
+    the command (exit 1, naming the file), not a failed lookup (7) or an insecure one (4)."""
+    anchors = tmp_path / "anchors"
+    anchors.write_text(content)
+    r = run([CTL, "lookup", "alice@example.com", "--server", "127.0.0.1:1", "--trust-anchor",
+             anchors], check=False, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert str(anchors) in last and words in last, r.stderr
+    assert r.stdout == "", r.stdout
+
+
 def test_lookup_help_documents_the_exit_status():
     out = run([CTL, "lookup", "--help"]).stdout
     for text in ("0 secure", "4 insecure", "5 bogus", "6 not found", "7 lookup failed",

@@ -4,10 +4,12 @@
 #include <unbound.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "admin.h"
 #include "smimea/cert.h"
@@ -87,6 +89,7 @@ struct OwnerResult {
   State state = State::kFailed;
   int rcode = 2;
   std::string why;  // why_bogus, or the resolver's error
+  int error = 0;    // libunbound's, if the lookup did not run
   std::vector<FoundRecord> records;
 };
 
@@ -150,6 +153,19 @@ Result<std::unique_ptr<ub_ctx, UbCtxDeleter>> make_context(const LookupOptions& 
                                       "give --trust-anchor FILE)")
                : Status::invalid_argument(anchor, "cannot read the trust anchor file");
   }
+  // libunbound reads the file only at the first query, and an empty one is no error to it:
+  // lookups would just never be secure. Refuse a file without a DS or DNSKEY record here.
+  std::ifstream in(anchor);
+  std::string line;
+  bool has_anchor = false;
+  while (!has_anchor && std::getline(in, line)) {
+    std::istringstream words(line.substr(0, line.find(';')));
+    for (std::string w; !has_anchor && words >> w;)
+      has_anchor = iequals(w, "DS") || iequals(w, "DNSKEY");
+  }
+  if (!has_anchor) {
+    return Status::invalid_argument(anchor, "no DS or DNSKEY record in the trust anchor file");
+  }
   if (int err = ub_ctx_add_ta_file(ctx.get(), anchor.c_str()); err != 0) {
     return Status::invalid_argument(anchor, std::string("trust anchor: ") + ub_strerror(err));
   }
@@ -164,6 +180,7 @@ OwnerResult resolve(ub_ctx* ctx, const std::string& name) {
   std::unique_ptr<ub_result, UbResultDeleter> r(raw);
   if (err != 0 || !r) {
     out.why = ub_strerror(err);
+    out.error = err;
     return out;
   }
   out.rcode = r->rcode;
@@ -212,6 +229,12 @@ int lookup(Context& ctx, const LookupOptions& o) {
   std::vector<OwnerResult> owners;
   for (const OwnerHash& h : owner_hashes_for(*addr, /*lowercase_variant=*/true)) {
     owners.push_back(resolve(ub->get(), owner_name(h, addr->domain)));
+    if (owners.back().error == UB_INITFAIL) {  // a bad trust anchor, as libunbound printed
+      return fail(Status::invalid_argument(
+          o.trust_anchor.empty() ? kRootAnchor : o.trust_anchor,
+          "the resolver could not start (libunbound: initialization failure): check the "
+          "trust anchor records"));
+    }
   }
 
   bool any_bogus = false, any_failed = false, any_insecure = false, any_records = false;
