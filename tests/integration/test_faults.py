@@ -237,9 +237,14 @@ def test_truncated_store_never_serves_garbage(store, tmp_path):
         server.stop()
 
 
-def test_read_only_store_for_the_writer(tmp_path):
-    """smimea-ctl without write access to the store: a clear one-line error, exit 3, and the
-    store unchanged. (Run as nobody: root ignores file permissions.)"""
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.fixture
+def store_nobody_may_only_read():
+    """A store with one zone that `nobody` can read but not write (files 0644, directory
+    0755, owned by root), outside pytest's tmp_path, which nobody cannot traverse. Root ignores
+    file permissions: the tests run the programs as nobody."""
     import shutil
     import tempfile
     base = pathlib.Path(tempfile.mkdtemp(prefix="smimea-ro-"))
@@ -247,46 +252,42 @@ def test_read_only_store_for_the_writer(tmp_path):
         base.chmod(0o755)
         store = Store(base, extra_config="nameservers: [ns1.example.net.]\n")
         store.ctl("zone", "add", "example.com")
-        cert, _ = make_cert(base, "alice@example.com")
         for p in base.iterdir():
             p.chmod(0o644)
-        before = counts(store)
-        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                            str(CTL), "--config", str(store.config), "cert", "add",
-                            "alice@example.com", str(cert)], capture_output=True, text=True,
-                           timeout=30)
-        assert r.returncode == 3, r
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert re.search(r"readonly|read-only|permission|unable to open", r.stderr, re.I), r.stderr
-        assert counts(store) == before
-        assert integrity_ok(store)
+        yield store
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_backend_without_write_access_to_the_directory(tmp_path):
+def test_read_only_store_for_the_writer(store_nobody_may_only_read):
+    """smimea-ctl without write access to the store: a clear one-line error, exit 3, and the
+    store unchanged."""
+    store = store_nobody_may_only_read
+    cert, _ = make_cert(store.dir, "alice@example.com")
+    cert.chmod(0o644)
+    before = counts(store)
+    r = subprocess.run(AS_NOBODY + [str(CTL), "--config", str(store.config), "cert", "add",
+                                    "alice@example.com", str(cert)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3, r
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert re.search(r"readonly|read-only|permission|unable to open", r.stderr, re.I), r.stderr
+    assert counts(store) == before
+    assert integrity_ok(store)
+
+
+def test_backend_without_write_access_to_the_directory(store_nobody_may_only_read):
     """In WAL mode the first read creates store.db-shm beside the store: a backend user that
     cannot write the directory gets a message that says so, not "not a database"."""
-    import shutil
-    import tempfile
-    base = pathlib.Path(tempfile.mkdtemp(prefix="smimea-ro-"))
-    try:
-        base.chmod(0o755)
-        store = Store(base, extra_config="nameservers: [ns1.example.net.]\n")
-        store.ctl("zone", "add", "example.com")
-        for p in base.iterdir():
-            p.chmod(0o644)
-        for leftover in base.glob("*.db-*"):
-            leftover.unlink()
-        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                            str(BACKEND), "--config", str(store.config), "--pipe"],
-                           input='{"method":"initialize","parameters":{}}\n', capture_output=True,
-                           text=True, timeout=30)
-        assert r.returncode != 0, r
-        assert "write access to the store's directory" in r.stderr, r.stderr
-        assert "not a readable SQLite database" not in r.stderr, r.stderr
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    store = store_nobody_may_only_read
+    for leftover in store.dir.glob("*.db-*"):
+        leftover.unlink()
+    r = subprocess.run(AS_NOBODY + [str(BACKEND), "--config", str(store.config), "--pipe"],
+                       input='{"method":"initialize","parameters":{}}\n', capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0, r
+    assert "write access to the store's directory" in r.stderr, r.stderr
+    assert "not a readable SQLite database" not in r.stderr, r.stderr
 
 
 def damage_table(db_path, table):

@@ -126,6 +126,10 @@ Status ub_status(const std::string& what, int err) {
   return Status::config_error(what, ub_strerror(err));
 }
 
+std::string anchor_file(const LookupOptions& o) {
+  return o.trust_anchor.empty() ? kRootAnchor : o.trust_anchor;
+}
+
 Result<std::unique_ptr<ub_ctx, UbCtxDeleter>> make_context(const LookupOptions& o) {
   std::unique_ptr<ub_ctx, UbCtxDeleter> ctx(ub_ctx_create());
   if (!ctx) return Status::config_error("libunbound", "cannot create a resolver context");
@@ -144,7 +148,7 @@ Result<std::unique_ptr<ub_ctx, UbCtxDeleter>> make_context(const LookupOptions& 
   } else if (int err = ub_ctx_resolvconf(ctx.get(), nullptr); err != 0) {
     return ub_status("/etc/resolv.conf", err);
   }
-  const std::string anchor = o.trust_anchor.empty() ? kRootAnchor : o.trust_anchor;
+  const std::string anchor = anchor_file(o);
   struct stat st {};
   if (::stat(anchor.c_str(), &st) != 0) {
     return o.trust_anchor.empty()
@@ -231,7 +235,7 @@ int lookup(Context& ctx, const LookupOptions& o) {
     owners.push_back(resolve(ub->get(), owner_name(h, addr->domain)));
     if (owners.back().error == UB_INITFAIL) {  // a bad trust anchor, as libunbound printed
       return fail(Status::invalid_argument(
-          o.trust_anchor.empty() ? kRootAnchor : o.trust_anchor,
+          anchor_file(o),
           "the resolver could not start (libunbound: initialization failure): check the "
           "trust anchor records"));
     }

@@ -9,7 +9,7 @@
 
 namespace smimea {
 
-using detail::first_read_error;
+using detail::read_user_version;
 using detail::sqlite_error;
 using detail::Statement;
 
@@ -73,10 +73,9 @@ Status KeyStore::open() {
   }
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, static_cast<int>(options_.busy_timeout_ms));
-  Statement version;
-  SMIMEA_RETURN_IF_ERROR(version.prepare(raw, "PRAGMA user_version").with_context(path_));
-  if (version.step() != SQLITE_ROW) return first_read_error(raw, path_);
-  const std::int64_t v = version.int64(0);
+  auto version = read_user_version(raw, path_);
+  if (!version.ok()) return version.status();
+  const std::int64_t v = *version;
   if (v != kSchemaVersion) {
     return Status::store_error(path_, "store is at schema version " + std::to_string(v) +
                                           ", this program needs " + std::to_string(kSchemaVersion) +

@@ -16,7 +16,7 @@
 
 namespace smimea {
 
-using detail::first_read_error;
+using detail::read_user_version;
 using detail::sqlite_error;
 using detail::Statement;
 
@@ -78,12 +78,10 @@ Result<DbPtr> open_db(const std::string& path, int flags) {
   return db;
 }
 
-// Reads user_version; see first_read_error() for why it fails.
 Result<int> schema_version(sqlite3* db, const std::string& path) {
-  Statement s;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(db, "PRAGMA user_version").with_context(path));
-  if (s.step() != SQLITE_ROW) return first_read_error(db, path);
-  return static_cast<int>(s.int64(0));
+  auto version = read_user_version(db, path);
+  if (!version.ok()) return version.status();
+  return static_cast<int>(*version);
 }
 
 }  // namespace

@@ -21,9 +21,9 @@ inline Status sqlite_error(sqlite3* db, std::string_view what) {
   return Status::store_error(what, why);
 }
 
-// Why the first read of a store (its user_version) failed, while the failing statement is still
-// alive (finalizing it clears the error). In WAL mode that read opens, or creates, <store>-wal
-// and -shm beside the store: a user that cannot is told so, not that the file is no database.
+// Why the first read of a store failed, asked while the failing statement is still alive
+// (finalizing it clears the error). In WAL mode that read opens, or creates, <store>-wal and
+// -shm beside the store: a user that cannot is told so, not that the file is no database.
 inline Status first_read_error(sqlite3* db, const std::string& path) {
   const int code = sqlite3_extended_errcode(db) & 0xff;  // the primary code
   if (code != SQLITE_CANTOPEN && code != SQLITE_READONLY) {
@@ -100,5 +100,13 @@ class Statement {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
 };
+
+// The store's schema version (PRAGMA user_version): the first read of a new connection.
+inline Result<std::int64_t> read_user_version(sqlite3* db, const std::string& path) {
+  Statement s;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(db, "PRAGMA user_version").with_context(path));
+  if (s.step() != SQLITE_ROW) return first_read_error(db, path);
+  return s.int64(0);
+}
 
 }  // namespace smimea::detail
