@@ -1,4 +1,4 @@
--- SMIMEA certificate store, schema version 3 (the full schema of a new store).
+-- SMIMEA certificate store, schema version 4 (the full schema of a new store).
 -- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
 -- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
 --
@@ -16,13 +16,18 @@ CREATE TABLE zones (
   created_at      INTEGER NOT NULL,                   -- seconds since the epoch
   updated_at      INTEGER NOT NULL,
   -- Version 3. master: pdns NOTIFYs secondaries when the serial moves; native: it does not.
-  kind            TEXT    NOT NULL DEFAULT 'master' CHECK (kind IN ('master', 'native'))
+  kind            TEXT    NOT NULL DEFAULT 'master' CHECK (kind IN ('master', 'native')),
+  -- Version 4. 0: local-parts are compared ignoring ASCII letter case (Alice@ and alice@ are
+  -- one mailbox, stored under its first spelling, published at the exact and the lower-cased
+  -- owner names); 1: compared exactly, no lower-cased owner name.
+  case_sensitive  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive IN (0, 1))
 );
 
 CREATE TABLE certificates (
   id          INTEGER PRIMARY KEY,
   zone_id     INTEGER NOT NULL REFERENCES zones (id),
-  address     TEXT    NOT NULL,                       -- as printed: local@a-label-domain
+  address     TEXT    NOT NULL,                       -- as printed: local@a-label-domain;
+                                                      -- one spelling per mailbox (version 4)
   domain      TEXT    NOT NULL,                       -- mail domain, A-labels
   fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),  -- SHA2-256 of der
   der         BLOB    NOT NULL,
@@ -45,7 +50,7 @@ CREATE TABLE records (
   usage          INTEGER NOT NULL CHECK (usage BETWEEN 0 AND 3),
   selector       INTEGER NOT NULL CHECK (selector BETWEEN 0 AND 1),
   matching_type  INTEGER NOT NULL CHECK (matching_type BETWEEN 0 AND 2),
-  ttl            INTEGER NOT NULL CHECK (ttl BETWEEN 0 AND 2147483647),
+  ttl            INTEGER NOT NULL CHECK (ttl BETWEEN 0 AND 2147483647),  -- one per owner
   data           BLOB    NOT NULL,
   UNIQUE (certificate_id, owner, usage, selector, matching_type)
 );
@@ -86,4 +91,4 @@ CREATE TABLE tsig_keys (
   secret    TEXT    NOT NULL
 );
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;

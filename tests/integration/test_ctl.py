@@ -540,14 +540,16 @@ def test_same_certificate_twice_changes_nothing(store, certs):
     assert doc["serial"] == s1
 
 
-def test_same_certificate_with_another_ttl_updates_its_records(store, certs):
+def test_same_certificate_with_another_ttl_updates_its_rrset(store, certs):
+    # One TTL per RRset (RFC 2181 section 5.2): the new TTL is the whole owner's, also for the
+    # 3 0 0 record not named this time.
     cert, address = certs["ec"]
     store.ctl("cert", "add", address, cert, "--record", "3 1 1", "--record", "3 0 0")
     s1 = serial(store, "example.com")
     r = store.ctl("cert", "add", address, cert, "--record", "3 1 1", "--ttl", "300")
-    assert r.stdout.startswith("updated ") and "TTL of 1 record(s) changed" in r.stdout, r.stdout
+    assert r.stdout.startswith("updated ") and "TTL of 2 record(s) changed" in r.stdout, r.stdout
     assert sql(store, "SELECT usage || selector || matching_type, ttl FROM records ORDER BY 1") \
-        == "300|3600\n311|300"
+        == "300|300\n311|300"
     assert serial(store, "example.com") > s1
     assert counts(store) == (1, 1, 2)
 
@@ -955,10 +957,11 @@ def test_store_errors_exit_3(tmp_path):
         assert len(r.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("umask,mode", [("022", 0o644), ("007", 0o660), ("077", 0o600)])
+@pytest.mark.parametrize("umask,mode", [("022", 0o640), ("007", 0o660), ("077", 0o600)])
 def test_init_creates_the_store_with_the_umask(tmp_path, umask, mode):
-    # Like any new file (0666 minus the umask), not SQLite's fixed 0644: the package relies on
-    # umask 007 to let the pdns group write the store (README, Packaging).
+    # 0660 minus the umask, never readable by others (it holds DNSSEC private keys and TSIG
+    # secrets), not SQLite's fixed 0644: the package relies on umask 007 to let the pdns group
+    # write the store (README, Packaging).
     config = tmp_path / "smimea.yaml"
     config.write_text(f"database: {tmp_path / 'store.db'}\n")
     run(["sh", "-c", f'umask {umask}; exec "$0" --config "$1" init', CTL, config])

@@ -46,9 +46,10 @@ Result<std::vector<Certificate>> parse_certificates(std::string_view input, std:
 // RFC 6698 section 2.1: the certificate or its SPKI (selector), as is or hashed (matching type).
 Bytes compute_association(const Certificate& cert, Selector selector, MatchingType matching_type);
 
-// True if the certificate names addr (case-insensitive on the domain and on ASCII letters of
-// the local-part; domains compared in A-label form).
-bool certificate_names(const Certificate& cert, const MailAddress& addr);
+// True if the certificate names addr: domains compared in A-label form, local-parts ignoring
+// ASCII letter case (a mailbox, README "Mailbox case") or, with case_sensitive, exactly.
+bool certificate_names(const Certificate& cert, const MailAddress& addr,
+                       bool case_sensitive = false);
 
 // Validates association data as it would be published: digest lengths (32 / 64 octets) and,
 // for matching type 0, that selector 0 data is a certificate and selector 1 data an SPKI.

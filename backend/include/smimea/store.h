@@ -23,7 +23,7 @@
 namespace smimea {
 
 // Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 enum class ZoneMode : std::uint8_t {
   kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
@@ -47,6 +47,10 @@ struct Zone {
   std::uint32_t serial = 0;
   std::int64_t notified_serial = -1;  // -1: never notified
   bool has_records = false;           // at least one SMIMEA record
+  // Mailbox case (README, "Mailbox case"). false (the default): local-parts that differ only
+  // in ASCII letter case are one mailbox, stored under its first spelling and published at
+  // the exact and the lower-cased owner names. true: compared exactly, no lower-cased name.
+  bool case_sensitive = false;
 };
 
 // One SMIMEA record as stored. `data` points into the statement's row: valid only during the
@@ -87,6 +91,10 @@ struct NewCertificate {
   std::string serial;
   std::int64_t not_before = 0;
   std::int64_t not_after = 0;
+  // Whether the records' TTL was asked for (--ttl). An RRset has one TTL (RFC 2181 section
+  // 5.2): an explicit TTL becomes the TTL of the whole RRset at each owner; otherwise new
+  // records take the TTL their RRset has already, if it has one.
+  bool ttl_explicit = true;
   struct Record {
     OwnerHash owner{};
     RecordParams params;
@@ -106,7 +114,7 @@ NewCertificate make_new_certificate(const Certificate& cert, const MailAddress& 
 struct AddResult {
   std::string zone;         // the zone the records went into
   int records_added = 0;    // new records
-  int records_updated = 0;  // records that were there with another TTL
+  int records_updated = 0;  // records whose TTL changed (this certificate's or its RRsets')
   bool moved = false;       // the certificate was in another zone and moved into this one
   bool changed() const { return records_added > 0 || records_updated > 0 || moved; }
 };
@@ -150,7 +158,14 @@ class Store {
  public:
   // Creates the database if it does not exist, or migrates it to kSchemaVersion. Refuses a
   // store from a newer version. Returns the version the store was at before (0 if new).
-  static Result<int> init(const std::string& path);
+  // What a migration changed that an operator should know (mailboxes merged, TTLs made one per
+  // RRset) is appended to *notes, one sentence each.
+  static Result<int> init(const std::string& path, std::vector<std::string>* notes = nullptr);
+
+  // Warnings, one sentence each, for the store's files (database, -wal, -shm) that other
+  // users may access: the store holds DNSSEC private keys and TSIG secrets. init() takes that
+  // access away.
+  static std::vector<std::string> access_warnings(const std::string& path);
 
   // Opens an existing store at kSchemaVersion. A missing file, another file type, an older
   // schema ("run smimea-ctl init") or a newer one are StoreErrors with a clear message.
@@ -188,7 +203,13 @@ class Store {
   // Zone by exact (normalised) name; NotFound if absent.
   Result<Zone> find_zone(std::string_view name);
 
-  // Certificates filtered by address (exact, as printed) and/or zone name; either may be empty.
+  // The spelling under which the mailbox of `address` (as printed) is stored in `zone`: the
+  // address itself, another letter case of it (unless the zone is case-sensitive), or
+  // nullopt if the mailbox has no certificate there.
+  Result<std::optional<std::string>> mailbox_address(const Zone& zone, std::string_view address);
+
+  // Certificates filtered by mailbox (an address as printed, compared as its zone compares
+  // local-parts) and/or zone name; either may be empty.
   Result<std::vector<CertInfo>> list_certificates(std::string_view address, std::string_view zone);
 
   Status integrity_check();
@@ -203,8 +224,13 @@ class Store {
   // Adds a zone. A delegated _smimecert.<domain> zone takes over the certificates of
   // <domain> that its parent zone <domain> held, with their records (queries for their
   // owners go to the most specific zone from now on); *moved, if given, gets their number.
+  // Refuses (Conflict) to move certificates between zones that compare local-parts
+  // differently (case_sensitive).
   Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind = ZoneKind::kMaster,
-                        int* moved = nullptr);
+                        int* moved = nullptr, bool case_sensitive = false);
+  // Sets whether a zone compares local-parts exactly. Refuses (Conflict) a zone that holds
+  // certificates: their mailboxes and owner names were decided under the other rule.
+  Result<Zone> set_zone_case(std::string_view name, bool case_sensitive);
   // Sets a zone's kind; NotFound if there is no such zone. The serial does not move.
   Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind);
   // Refuses (Conflict) a zone that still has certificates unless force is set; with force the
@@ -216,12 +242,13 @@ class Store {
   // Stores a certificate and its records in `zone`. Adding what is already there changes
   // nothing but the TTL of its records, if another is asked for, and the zone the certificate
   // is in (see AddResult). Refuses (Conflict) records that would make an owner's RRset larger
-  // than max_rrset_bytes.
+  // than max_rrset_bytes, and, in a case-insensitive zone, a mailbox stored under another
+  // spelling (add it under mailbox_address()).
   Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert);
 
-  // Removes the certificates stored for `address` (all, or the one with this SHA2-256
-  // fingerprint) with their records. The address is matched exactly or, if no certificate
-  // has it exactly, ignoring letter case. Returns how many were removed.
+  // Removes the certificates of the mailbox of `address` (all, or the one with this SHA2-256
+  // fingerprint) with their records: the address compared ignoring ASCII letter case, or
+  // exactly in a case-sensitive zone. Returns how many were removed.
   Result<int> remove_certificates(std::string_view address,
                                   const std::optional<std::array<std::uint8_t, 32>>& fingerprint);
 

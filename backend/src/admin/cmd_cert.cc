@@ -94,11 +94,14 @@ Result<Zone> zone_for(Store& store, const std::string& domain) {
 // Overridable problems go to *overridden (as warnings) when their override flag is set.
 std::string check_publishable(const Certificate& cert, const MailAddress& addr,
                               const std::vector<RecordParams>& params, const CertOptions& o,
-                              std::vector<std::string>* overridden, bool anchor = false) {
+                              const Zone& zone, std::vector<std::string>* overridden,
+                              bool anchor = false) {
   const std::int64_t now = std::time(nullptr);
-  if (!anchor && !certificate_names(cert, addr)) {
-    const std::string why = "certificate does not name " + addr.to_string() +
-                            " (no matching SAN rfc822Name, SmtpUTF8Mailbox or emailAddress)";
+  if (!anchor && !certificate_names(cert, addr, zone.case_sensitive)) {
+    const std::string why =
+        "certificate does not name " + addr.to_string() +
+        " (no matching SAN rfc822Name, SmtpUTF8Mailbox or emailAddress" +
+        (zone.case_sensitive ? "; zone " + zone.name + " compares local-parts exactly)" : ")");
     if (!o.force) return why + "; --force publishes it anyway";
     overridden->push_back(why);
   }
@@ -126,6 +129,96 @@ std::uint32_t ttl_for(const CertOptions& o, const Config& config) {
   return o.ttl >= 0 ? static_cast<std::uint32_t>(o.ttl) : config.default_ttl;
 }
 
+// The rows to add for cert at addr in zone: the mailbox's owner names as the zone compares
+// local-parts (no lower-cased variant in a case-sensitive zone), the TTL as asked for.
+NewCertificate new_certificate(const Certificate& cert, const MailAddress& addr, const Zone& zone,
+                               const std::vector<RecordParams>& params, const CertOptions& o,
+                               const Config& config) {
+  NewCertificate n = make_new_certificate(cert, addr, params, ttl_for(o, config),
+                                          config.lowercase_variant && !zone.case_sensitive);
+  n.ttl_explicit = o.ttl >= 0;
+  return n;
+}
+
+// The mailbox addr belongs to in zone: addr itself, or the spelling the zone stores the
+// mailbox under (another letter case of it, unless the zone is case-sensitive).
+Result<MailAddress> mailbox_of(Store& store, const Zone& zone, const MailAddress& addr) {
+  auto stored = store.mailbox_address(zone, addr.to_string());
+  if (!stored.ok()) return stored.status();
+  if (!*stored || **stored == addr.to_string()) return addr;
+  return parse_address(**stored);
+}
+
+struct Chosen {
+  const Certificate* cert;
+  std::vector<RecordParams> params;
+  bool anchor;  // published for the address's chain only (usage 0/2)
+  std::vector<std::string> warnings;
+};
+
+// A bundle may carry the chain. End-entity usages (1, 3) go to the certificates that name the
+// address (the end-entity ones, if there are any), anchor usages (0, 2) to the CA certificates
+// that issued them, up the chain as far as the bundle goes (all of the bundle's CAs when it
+// has no end-entity certificate for the address). With none of the kind, the first
+// certificate is taken, which check_publishable refuses without --force.
+std::vector<Chosen> choose_certificates(const std::vector<Certificate>& certs,
+                                        const MailAddress& addr,
+                                        const std::vector<RecordParams>& params,
+                                        bool case_sensitive) {
+  auto names = [&](const Certificate& c) { return certificate_names(c, addr, case_sensitive); };
+  std::vector<const Certificate*> leaves;
+  for (const Certificate& c : certs) {
+    if (names(c) && !c.is_ca) leaves.push_back(&c);
+  }
+  std::vector<const Certificate*> issuers;  // of the leaves, up the chain
+  std::vector<std::string> wanted_subjects;
+  for (const Certificate* leaf : leaves) wanted_subjects.push_back(leaf->issuer);
+  for (bool found = true; found;) {
+    found = false;
+    for (const Certificate& c : certs) {
+      if (!c.is_ca || std::find(issuers.begin(), issuers.end(), &c) != issuers.end()) continue;
+      if (std::find(wanted_subjects.begin(), wanted_subjects.end(), c.subject) ==
+          wanted_subjects.end()) {
+        continue;
+      }
+      issuers.push_back(&c);
+      wanted_subjects.push_back(c.issuer);
+      found = true;
+    }
+  }
+  std::vector<Chosen> to_add;
+  auto choose = [&](bool anchor, auto&& wanted) {
+    std::vector<RecordParams> kind;
+    for (const RecordParams& p : params) {
+      if (is_end_entity_usage(p) != anchor) kind.push_back(p);
+    }
+    if (kind.empty()) return;
+    std::vector<const Certificate*> certs_of_kind;
+    for (const Certificate& c : certs) {
+      if (wanted(c)) certs_of_kind.push_back(&c);
+    }
+    if (certs_of_kind.empty()) certs_of_kind.push_back(&certs.front());
+    for (const Certificate* c : certs_of_kind) {
+      auto same =
+          std::find_if(to_add.begin(), to_add.end(), [&](const Chosen& x) { return x.cert == c; });
+      if (same == to_add.end()) {
+        to_add.push_back({c, kind, anchor, {}});
+      } else {  // a certificate of both kinds: checked against all its usages
+        same->params.insert(same->params.end(), kind.begin(), kind.end());
+        same->anchor = false;
+      }
+    }
+  };
+  choose(false, [&](const Certificate& c) {
+    return leaves.empty() ? names(c) : std::find(leaves.begin(), leaves.end(), &c) != leaves.end();
+  });
+  choose(true, [&](const Certificate& c) {
+    return leaves.empty() ? c.is_ca
+                          : std::find(issuers.begin(), issuers.end(), &c) != issuers.end();
+  });
+  return to_add;
+}
+
 int cert_add(Context& ctx, const CertOptions& o) {
   auto addr = parse_address(o.address);
   if (!addr.ok()) return fail(addr.status());
@@ -140,96 +233,37 @@ int cert_add(Context& ctx, const CertOptions& o) {
   auto certs = parse_certificates(*input, source, config->max_input_bytes);
   if (!certs.ok()) return fail(certs.status());
 
-  // A bundle may carry the chain. End-entity usages (1, 3) go to the certificates that name
-  // the address (the end-entity ones, if there are any), anchor usages (0, 2) to the CA
-  // certificates that issued them, up the chain as far as the bundle goes (all of the
-  // bundle's CAs when it has no end-entity certificate for the address). With none of the
-  // kind, the first certificate is taken, which check_publishable refuses without --force.
-  std::vector<const Certificate*> leaves;
-  for (const Certificate& c : *certs) {
-    if (certificate_names(c, *addr) && !c.is_ca) leaves.push_back(&c);
-  }
-  std::vector<const Certificate*> issuers;  // of the leaves, up the chain
-  std::vector<std::string> wanted_subjects;
-  for (const Certificate* leaf : leaves) wanted_subjects.push_back(leaf->issuer);
-  for (bool found = true; found;) {
-    found = false;
-    for (const Certificate& c : *certs) {
-      if (!c.is_ca || std::find(issuers.begin(), issuers.end(), &c) != issuers.end()) continue;
-      if (std::find(wanted_subjects.begin(), wanted_subjects.end(), c.subject) ==
-          wanted_subjects.end()) {
-        continue;
-      }
-      issuers.push_back(&c);
-      wanted_subjects.push_back(c.issuer);
-      found = true;
-    }
-  }
-  struct Chosen {
-    const Certificate* cert;
-    std::vector<RecordParams> params;
-    bool anchor;  // published for the address's chain only (usage 0/2)
-    std::vector<std::string> warnings;
-  };
-  std::vector<Chosen> to_add;
-  auto choose = [&](bool anchor, auto&& wanted) {
-    std::vector<RecordParams> kind;
-    for (const RecordParams& p : *params) {
-      if (is_end_entity_usage(p) != anchor) kind.push_back(p);
-    }
-    if (kind.empty()) return;
-    std::vector<const Certificate*> certs_of_kind;
-    for (const Certificate& c : *certs) {
-      if (wanted(c)) certs_of_kind.push_back(&c);
-    }
-    if (certs_of_kind.empty()) certs_of_kind.push_back(&certs->front());
-    for (const Certificate* c : certs_of_kind) {
-      auto same =
-          std::find_if(to_add.begin(), to_add.end(), [&](const Chosen& x) { return x.cert == c; });
-      if (same == to_add.end()) {
-        to_add.push_back({c, kind, anchor, {}});
-      } else {  // a certificate of both kinds: checked against all its usages
-        same->params.insert(same->params.end(), kind.begin(), kind.end());
-        same->anchor = false;
-      }
-    }
-  };
-  choose(false, [&](const Certificate& c) {
-    return leaves.empty() ? certificate_names(c, *addr)
-                          : std::find(leaves.begin(), leaves.end(), &c) != leaves.end();
-  });
-  choose(true, [&](const Certificate& c) {
-    return leaves.empty() ? c.is_ca
-                          : std::find(issuers.begin(), issuers.end(), &c) != issuers.end();
-  });
-  for (Chosen& c : to_add) {
-    const std::string problem =
-        check_publishable(*c.cert, *addr, c.params, o, &c.warnings, c.anchor);
-    if (!problem.empty()) {
-      return fail(Status::invalid_argument(source + " (" + c.cert->subject + ")", problem));
-    }
-  }
-
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
   Store& s = **store;
   if (Status st = s.begin(); !st.ok()) return fail(st);
-  auto zone = zone_for(s, addr->domain);
-  if (!zone.ok()) {
+  auto refuse = [&](const Status& st) {
     s.rollback();
-    return fail(zone.status());
+    return fail(st);
+  };
+  auto zone = zone_for(s, addr->domain);
+  if (!zone.ok()) return refuse(zone.status());
+  auto mailbox = mailbox_of(s, *zone, *addr);
+  if (!mailbox.ok()) return refuse(mailbox.status());
+  std::vector<Chosen> to_add = choose_certificates(*certs, *mailbox, *params, zone->case_sensitive);
+  for (Chosen& c : to_add) {
+    const std::string problem =
+        check_publishable(*c.cert, *mailbox, c.params, o, *zone, &c.warnings, c.anchor);
+    if (!problem.empty()) {
+      return refuse(Status::invalid_argument(source + " (" + c.cert->subject + ")", problem));
+    }
+  }
+  if (mailbox->to_string() != addr->to_string()) {
+    warn(addr->to_string() + " is the mailbox " + mailbox->to_string() + " (zone " + zone->name +
+         " ignores letter case in local-parts): its records go to that mailbox's owner names");
   }
   auto results = nlohmann::json::array();
   bool changed = false;
   for (const Chosen& chosen : to_add) {
     const Certificate* c = chosen.cert;
-    const NewCertificate n = make_new_certificate(*c, *addr, chosen.params, ttl_for(o, *config),
-                                                  config->lowercase_variant);
+    const NewCertificate n = new_certificate(*c, *mailbox, *zone, chosen.params, o, *config);
     auto added = s.add_certificate(*zone, n);
-    if (!added.ok()) {
-      s.rollback();
-      return fail(added.status());
-    }
+    if (!added.ok()) return refuse(added.status());
     changed = changed || added->changed();
     for (const std::string& w : chosen.warnings) warn(w);
     results.push_back({{"address", n.address},
@@ -323,7 +357,6 @@ int cert_import(Context& ctx, const CertOptions& o) {
   std::set<std::string> zones_changed;
   // The zone of each mail domain, looked up once per import (zones do not change meanwhile).
   std::unordered_map<std::string, Result<Zone>> zones;
-  const std::uint32_t ttl = ttl_for(o, *config);
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
     if (progress && (i % 1000 == 0 || i + 1 == files.size())) {
@@ -345,8 +378,9 @@ int cert_import(Context& ctx, const CertOptions& o) {
       for (const std::string& email : c.emails) {
         auto a = parse_address(email);
         if (!a.ok()) continue;
+        // Once each; two spellings of one mailbox meet again in its zone (mailbox_of).
         const bool dup = std::any_of(addrs.begin(), addrs.end(), [&](const MailAddress& x) {
-          return x.domain == a->domain && iequals(x.local_part, a->local_part);
+          return x.to_string() == a->to_string();
         });
         if (!dup) addrs.push_back(std::move(a).value());
       }
@@ -354,18 +388,10 @@ int cert_import(Context& ctx, const CertOptions& o) {
         skipped.push_back(what + ": certificate names no email address");
         continue;
       }
-      for (const MailAddress& addr : addrs) {
-        std::vector<std::string> warnings;
-        CertOptions checks = o;
-        checks.force = false;  // import publishes only what the certificate itself names
-        const std::string problem = check_publishable(c, addr, *params, checks, &warnings);
-        if (!problem.empty()) {
-          skipped.push_back(what + ": " + addr.to_string() + ": " + problem);
-          continue;
-        }
-        auto cached = zones.find(addr.domain);
+      for (const MailAddress& named : addrs) {
+        auto cached = zones.find(named.domain);
         if (cached == zones.end()) {
-          cached = zones.emplace(addr.domain, zone_for(s, addr.domain)).first;
+          cached = zones.emplace(named.domain, zone_for(s, named.domain)).first;
         }
         const Result<Zone>& zone = cached->second;
         if (!zone.ok()) {
@@ -373,11 +399,24 @@ int cert_import(Context& ctx, const CertOptions& o) {
             s.rollback();
             return fail(zone.status());
           }
-          skipped.push_back(what + ": " + addr.to_string() + ": " + zone.status().message());
+          skipped.push_back(what + ": " + named.to_string() + ": " + zone.status().message());
           continue;
         }
-        const NewCertificate n =
-            make_new_certificate(c, addr, *params, ttl, config->lowercase_variant);
+        auto mailbox = mailbox_of(s, *zone, named);
+        if (!mailbox.ok()) {
+          s.rollback();
+          return fail(mailbox.status());
+        }
+        const MailAddress& addr = *mailbox;
+        std::vector<std::string> warnings;
+        CertOptions checks = o;
+        checks.force = false;  // import publishes only what the certificate itself names
+        const std::string problem = check_publishable(c, addr, *params, checks, *zone, &warnings);
+        if (!problem.empty()) {
+          skipped.push_back(what + ": " + named.to_string() + ": " + problem);
+          continue;
+        }
+        const NewCertificate n = new_certificate(c, addr, *zone, *params, o, *config);
         auto added = s.add_certificate(*zone, n);
         if (!added.ok()) {
           if (added.status().code() == Status::Code::kStoreError) {

@@ -46,6 +46,7 @@ struct LookupOptions {
   std::string server;
   std::string trust_anchor;
   std::string verify;
+  bool case_sensitive = false;
 };
 
 struct UbCtxDeleter {
@@ -231,7 +232,8 @@ int lookup(Context& ctx, const LookupOptions& o) {
   if (!ub.ok()) return fail(ub.status());
 
   std::vector<OwnerResult> owners;
-  for (const OwnerHash& h : owner_hashes_for(*addr, /*lowercase_variant=*/true)) {
+  // A mailbox ignores letter case by default: the lower-cased owner name is the mailbox's too.
+  for (const OwnerHash& h : owner_hashes_for(*addr, !o.case_sensitive)) {
     owners.push_back(resolve(ub->get(), owner_name(h, addr->domain)));
     if (owners.back().error == UB_INITFAIL) {  // a bad trust anchor, as libunbound printed
       return fail(Status::invalid_argument(
@@ -287,10 +289,11 @@ int lookup(Context& ctx, const LookupOptions& o) {
                             {"data", to_hex(rec.data)},
                             {"state", state_name(owner.state)}};
         if (rec.cert) {
-          j["certificate"] = {{"subject", rec.cert->subject},
-                              {"addresses", rec.cert->emails},
-                              {"not_after", format_time(rec.cert->not_after)},
-                              {"names_address", certificate_names(*rec.cert, *addr)}};
+          j["certificate"] = {
+              {"subject", rec.cert->subject},
+              {"addresses", rec.cert->emails},
+              {"not_after", format_time(rec.cert->not_after)},
+              {"names_address", certificate_names(*rec.cert, *addr, o.case_sensitive)}};
         }
         if (verify_cert) j["verify_match"] = rec.verify_match;
         jrecords.push_back(std::move(j));
@@ -335,7 +338,9 @@ int lookup(Context& ctx, const LookupOptions& o) {
         for (const std::string& e : rec.cert->emails) emails += (emails.empty() ? "" : ", ") + e;
         std::cout << "      subject " << rec.cert->subject << "\n      addresses "
                   << (emails.empty() ? "(none)" : emails)
-                  << (certificate_names(*rec.cert, *addr) ? "" : " (does not name the address)")
+                  << (certificate_names(*rec.cert, *addr, o.case_sensitive)
+                          ? ""
+                          : " (does not name the address)")
                   << "\n      expires " << format_time(rec.cert->not_after) << '\n';
       } else if (rec.params.selector == Selector::kFullCert &&
                  rec.params.matching_type == MatchingType::kExact) {
@@ -364,6 +369,9 @@ void add_lookup_commands(CLI::App& app, Context& ctx) {
                   "reads them (default: the root key, /usr/share/dns/root.key)");
   cmd->add_option("--verify", o->verify,
                   "Check this certificate (PEM or DER) against every published record");
+  cmd->add_flag("--case-sensitive", o->case_sensitive,
+                "The zone compares local-parts exactly: look up only the exact owner name and "
+                "flag certificates that name the address in another letter case");
   cmd->footer(kExitHelp);
   cmd->callback([&ctx, o] { ctx.exit_code = lookup(ctx, *o); });
 }

@@ -39,15 +39,19 @@ int name(Context& ctx, const MiscOptions& o, bool config_given) {
 int init(Context& ctx) {
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
-  auto before = Store::init(config->database);
+  std::vector<std::string> notes;
+  auto before = Store::init(config->database, &notes);
   if (!before.ok()) return fail(before.status());
   if (ctx.json) {
     std::cout << nlohmann::json{{"database", config->database},
                                 {"version_before", *before},
-                                {"version", kSchemaVersion}}
+                                {"version", kSchemaVersion},
+                                {"notes", notes}}
                      .dump()
               << '\n';
-  } else if (*before == 0) {
+    return kExitOk;
+  }
+  if (*before == 0) {
     std::cout << "created store " << config->database << " (schema version " << kSchemaVersion
               << ")\n";
   } else if (*before < kSchemaVersion) {
@@ -57,6 +61,7 @@ int init(Context& ctx) {
     std::cout << "store " << config->database << " is up to date (schema version " << kSchemaVersion
               << ")\n";
   }
+  for (const std::string& note : notes) std::cout << "  " << note << '\n';
   return kExitOk;
 }
 
@@ -69,6 +74,7 @@ int check_config(Context& ctx) {
   if (!store.ok()) return fail(store.status());
   std::vector<Zone> zones;
   if (Status s = (*store)->load_zones(&zones); !s.ok()) return fail(s);
+  for (const std::string& w : Store::access_warnings(config->database)) warn(w);
   if (config->nameservers.size() == 1 && config->nameservers.front() == "localhost.") {
     warn("nameservers is not set: zones are served with NS localhost.");
   }

@@ -1,4 +1,4 @@
-// smimea-ctl zone add|list|remove|set-kind
+// smimea-ctl zone add|list|remove|set-kind|set-case
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,8 +13,14 @@ struct ZoneOptions {
   std::string name;
   std::string mode = "authoritative";
   std::string kind = "master";
+  std::string letter_case = "insensitive";  // of local-parts: insensitive or sensitive
+  bool case_sensitive = false;
   bool force = false;
 };
+
+std::string_view case_name(bool case_sensitive) {
+  return case_sensitive ? "case-sensitive" : "case-insensitive";
+}
 
 // Runs fn(store, out) inside one transaction; commits if it returned OK, and only then
 // prints what fn wrote to out: nothing is reported done that was not committed.
@@ -47,7 +53,7 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
   if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
   return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
     int moved = 0;
-    auto zone = store.add_zone(*name, *mode, *kind, &moved);
+    auto zone = store.add_zone(*name, *mode, *kind, &moved, opts.case_sensitive);
     if (!zone.ok()) return zone.status();
     const std::string parent = moved > 0 ? name->substr(kSmimecertLabel.size() + 1) : "";
     if (ctx.json) {
@@ -56,12 +62,14 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
                             {"mode", zone_mode_name(zone->mode)},
                             {"kind", zone_kind_name(zone->kind)},
                             {"serial", zone->serial},
+                            {"case_sensitive", zone->case_sensitive},
                             {"certificates_moved", moved}}
                  .dump()
           << '\n';
     } else {
       out << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", "
-          << zone_kind_name(zone->kind) << ", serial " << zone->serial << ")\n";
+          << zone_kind_name(zone->kind) << ", " << case_name(zone->case_sensitive)
+          << " local-parts, serial " << zone->serial << ")\n";
       if (moved > 0) {
         out << "moved " << moved << " certificate(s) of " << parent << " from zone " << parent
             << " into it\n";
@@ -84,6 +92,23 @@ int zone_set_kind(Context& ctx, const ZoneOptions& opts) {
           << '\n';
     } else {
       out << "zone " << zone->name << " is now " << zone_kind_name(zone->kind) << '\n';
+    }
+    return Status();
+  });
+}
+
+int zone_set_case(Context& ctx, const ZoneOptions& opts) {
+  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
+  if (!name.ok()) return fail(name.status());
+  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
+    auto zone = store.set_zone_case(*name, opts.letter_case == "sensitive");
+    if (!zone.ok()) return zone.status();
+    if (ctx.json) {
+      out << nlohmann::json{{"zone", zone->name}, {"case_sensitive", zone->case_sensitive}}.dump()
+          << '\n';
+    } else {
+      out << "zone " << zone->name << " now has " << case_name(zone->case_sensitive)
+          << " local-parts\n";
     }
     return Status();
   });
@@ -130,13 +155,14 @@ int zone_list(Context& ctx) {
                      {"serial", z.serial},
                      {"notified_serial",
                       z.notified_serial < 0 ? nlohmann::json() : nlohmann::json(z.notified_serial)},
+                     {"case_sensitive", z.case_sensitive},
                      {"has_records", z.has_records}});
     }
     std::cout << out.dump() << '\n';
   } else {
     for (const Zone& z : zones) {
       std::cout << z.name << '\t' << zone_mode_name(z.mode) << '\t' << zone_kind_name(z.kind)
-                << "\tserial " << z.serial << '\n';
+                << '\t' << case_name(z.case_sensitive) << "\tserial " << z.serial << '\n';
     }
   }
   return kExitOk;
@@ -163,7 +189,19 @@ void add_zone_commands(CLI::App& app, Context& ctx) {
                   "moves; native: no NOTIFY")
       ->check(CLI::IsMember({"master", "native"}))
       ->default_str("master");
+  add->add_flag("--case-sensitive", opts->case_sensitive,
+                "Compare local-parts exactly: Alice@ and alice@ are two mailboxes, and no "
+                "lower-cased owner name is published (default: one mailbox, README \"Mailbox "
+                "case\")");
   add->callback([&ctx, opts] { ctx.exit_code = zone_add(ctx, *opts); });
+
+  CLI::App* set_case = zone->add_subcommand(
+      "set-case", "Make a zone without certificates compare local-parts exactly or not");
+  set_case->add_option("ZONE", opts->name, "Zone name")->required();
+  set_case->add_option("CASE", opts->letter_case, "sensitive or insensitive")
+      ->required()
+      ->check(CLI::IsMember({"sensitive", "insensitive"}));
+  set_case->callback([&ctx, opts] { ctx.exit_code = zone_set_case(ctx, *opts); });
 
   CLI::App* set_kind =
       zone->add_subcommand("set-kind", "Make a zone master (NOTIFY on changes) or native");

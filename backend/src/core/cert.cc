@@ -494,11 +494,14 @@ Bytes compute_association(const Certificate& cert, Selector selector, MatchingTy
   return {};
 }
 
-bool certificate_names(const Certificate& cert, const MailAddress& addr) {
+bool certificate_names(const Certificate& cert, const MailAddress& addr, bool case_sensitive) {
   for (const std::string& email : cert.emails) {
     auto parsed = parse_address(email);
-    if (!parsed.ok()) continue;
-    if (parsed->domain == addr.domain && iequals(parsed->local_part, addr.local_part)) return true;
+    if (!parsed.ok() || parsed->domain != addr.domain) continue;
+    if (case_sensitive ? parsed->local_part == addr.local_part
+                       : iequals(parsed->local_part, addr.local_part)) {
+      return true;
+    }
   }
   return false;
 }

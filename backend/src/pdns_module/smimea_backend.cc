@@ -8,6 +8,7 @@
 // factory refuses to load into any other version.
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -160,6 +161,12 @@ class SmimeaBackend : public DNSBackend {
     options.cache_kib = config_->cache_kib;
     auto store = smimea::Store::open(config_->database, options);
     if (!store.ok()) throw PDNSException("smimea: " + store.status().message());
+    static std::once_flag warned;  // pdns makes an instance per thread and per transfer
+    std::call_once(warned, [&] {
+      for (const std::string& w : smimea::Store::access_warnings(config_->database)) {
+        g_log << Logger::Warning << "[smimea] " << w << std::endl;
+      }
+    });
     store_ = std::move(store).value();
     answerer_ = std::make_unique<smimea::Answerer>(*store_, *config_);
     dnssec_ = std::make_unique<smimea::pdns_module::DnssecCalls>(*config_, *answerer_);

@@ -8,6 +8,7 @@
 
 #include "server.h"
 #include "smimea/config.h"
+#include "smimea/store.h"
 
 int main(int argc, char** argv) {
   std::string config_path = smimea::kDefaultConfigPath;
@@ -40,6 +41,9 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     spdlog::error("{}", config.status().message());
     return 2;
+  }
+  for (const std::string& w : smimea::Store::access_warnings(config->database)) {
+    spdlog::warn("{}", w);
   }
   if (pipe_mode) return smimea::remote::run_pipe(*config);
   return smimea::remote::run_unix_server(*config, listen_path);

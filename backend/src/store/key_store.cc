@@ -9,16 +9,12 @@
 
 namespace smimea {
 
+using detail::DbPtr;
 using detail::read_user_version;
 using detail::sqlite_error;
 using detail::Statement;
 
 namespace {
-
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
 
 // pdns names zones "Example.COM." (case as typed, trailing dot); the store keeps "example.com".
 std::string normalize_zone(std::string_view zone) {
@@ -61,17 +57,12 @@ Status KeyStore::open() {
     return Status::store_error(path_, "store not found (create it with smimea-ctl init)");
   }
   if (!S_ISREG(st.st_mode)) return Status::store_error(path_, "not a regular file");
-  sqlite3* raw = nullptr;
   // READWRITE opens read-only when the file is write-protected: reads still work.
-  const int rc =
-      sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  auto db = detail::open_db(path_, SQLITE_OPEN_READWRITE);
+  if (!db.ok()) return db.status();
   auto impl = std::make_unique<Impl>();
-  impl->db.reset(raw);
-  if (rc != SQLITE_OK) {
-    if (!impl->db) return Status::store_error(path_, "cannot open database: out of memory");
-    return impl->error(path_ + ": cannot open database");
-  }
-  sqlite3_extended_result_codes(raw, 1);
+  impl->db = std::move(db).value();
+  sqlite3* raw = impl->db.get();
   sqlite3_busy_timeout(raw, static_cast<int>(options_.busy_timeout_ms));
   auto version = read_user_version(raw, path_);
   if (!version.ok()) return version.status();

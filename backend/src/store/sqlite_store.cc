@@ -1,4 +1,3 @@
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,11 +11,14 @@
 #include "smimea/owner_name.h"
 #include "smimea/store.h"
 #include "sqlite_util.h"
-#include "store_schema.h"  // generated from schema/: kSchemaSql, kMigrations
+#include "store_impl.h"
 
 namespace smimea {
 
-using detail::read_user_version;
+using detail::DbPtr;
+using detail::exec;
+using detail::now_seconds;
+using detail::open_db;
 using detail::sqlite_error;
 using detail::Statement;
 
@@ -40,132 +42,8 @@ std::optional<ZoneKind> parse_zone_kind(std::string_view name) {
   return std::nullopt;
 }
 
-namespace {
-
-std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-
-Status exec(sqlite3* db, const char* sql, std::string_view what) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    sqlite3_free(err);
-    return sqlite_error(db, what);
-  }
-  return Status();
-}
-
-Result<std::int64_t> query_int(sqlite3* db, const char* sql, std::string_view what) {
-  Statement s;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql).with_context(what));
-  const int rc = s.step();
-  if (rc != SQLITE_ROW) return sqlite_error(db, what);
-  return s.int64(0);
-}
-
-Result<DbPtr> open_db(const std::string& path, int flags) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-  DbPtr db(raw);
-  if (rc != SQLITE_OK) {
-    if (!db) return Status::store_error(path, "cannot open database: out of memory");
-    return sqlite_error(db.get(), path + ": cannot open database");
-  }
-  sqlite3_extended_result_codes(db.get(), 1);
-  return db;
-}
-
-Result<int> schema_version(sqlite3* db, const std::string& path) {
-  auto version = read_user_version(db, path);
-  if (!version.ok()) return version.status();
-  return static_cast<int>(*version);
-}
-
-}  // namespace
-
-struct Store::Impl {
-  DbPtr db;
-  StoreOptions options;
-  std::string path;
-  std::int64_t data_version = -1;
-  std::set<std::int64_t> touched_zones;
-  // Hot path statements, prepared once per connection.
-  Statement find_records;
-  Statement data_version_stmt;
-  Statement begin_read_stmt, end_read_stmt;
-  // Everything else, prepared on first use.
-  Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
-      rrset_size, insert_record, bump_serial, set_kind;
-  bool cursor_open = false;  // list_zone is held by a ZoneCursor
-  bool in_read = false;      // inside begin_read()
-  // find_records: the rows of the owner seen so far (reused, so a warm lookup allocates
-  // nothing).
-  struct SeenRecord {
-    RecordParams params;
-    std::size_t offset, size;
-  };
-  std::vector<SeenRecord> seen;
-  std::string seen_data;
-
-  Status error(std::string_view what) const { return sqlite_error(db.get(), what); }
-};
-
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
-
-Result<int> Store::init(const std::string& path) {
-  // SQLite makes new files 0644 whatever the umask. Make the store like any other file (0666
-  // minus the umask), so that umask 007 gives its group write access; SQLite gives the -wal
-  // and -shm files the store's mode. An empty file is an empty database.
-  if (const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); fd >= 0) {
-    ::close(fd);
-  }
-  auto db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  if (!db.ok()) return db.status();
-  sqlite3* h = db->get();
-  sqlite3_busy_timeout(h, 5000);
-  auto version = schema_version(h, path);
-  if (!version.ok()) return version.status();
-  const int before = *version;
-  if (before > kSchemaVersion) {
-    return Status::store_error(path, "store is at schema version " + std::to_string(before) +
-                                         ", newer than this program's " +
-                                         std::to_string(kSchemaVersion) + ": upgrade smimea");
-  }
-  // WAL lets the backend read while smimea-ctl writes; the setting is stored in the file.
-  SMIMEA_RETURN_IF_ERROR(exec(h, "PRAGMA journal_mode=WAL", path + ": set WAL mode"));
-  if (before == kSchemaVersion) return before;
-  if (before == 0) {
-    auto tables = query_int(h, "SELECT count(*) FROM sqlite_master", path);
-    if (!tables.ok()) return tables.status();
-    if (*tables != 0) {
-      return Status::store_error(path, "not a smimea store (the database has other tables)");
-    }
-    SMIMEA_RETURN_IF_ERROR(exec(h, "BEGIN IMMEDIATE", path + ": begin"));
-    Status s = exec(h, detail::kSchemaSql, path + ": create schema");
-    if (!s.ok()) {
-      exec(h, "ROLLBACK", "rollback").ok();
-      return s;
-    }
-    SMIMEA_RETURN_IF_ERROR(exec(h, "COMMIT", path + ": commit"));
-    return before;
-  }
-  for (const auto& migration : detail::kMigrations) {
-    if (migration.sql == nullptr || migration.version <= before) continue;
-    SMIMEA_RETURN_IF_ERROR(exec(h, "BEGIN IMMEDIATE", path + ": begin"));
-    Status s = exec(h, migration.sql,
-                    path + ": migration to version " + std::to_string(migration.version));
-    if (!s.ok()) {
-      exec(h, "ROLLBACK", "rollback").ok();
-      return s;
-    }
-    SMIMEA_RETURN_IF_ERROR(exec(h, "COMMIT", path + ": commit"));
-  }
-  return before;
-}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreOptions& options) {
   struct stat st {};
@@ -182,7 +60,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
   if (!db.ok()) return db.status();
   sqlite3* h = db->get();
   sqlite3_busy_timeout(h, static_cast<int>(options.busy_timeout_ms));
-  auto version = schema_version(h, path);
+  auto version = detail::read_user_version(h, path);
   if (!version.ok()) return version.status();
   if (*version == 0) {
     return Status::store_error(path, "not a smimea store (create it with smimea-ctl init)");
@@ -259,25 +137,34 @@ Result<bool> Store::data_changed() {
   return changed;
 }
 
+namespace {
+
+// The columns read_zone() reads.
+constexpr std::string_view kZoneColumns =
+    "SELECT id, name, mode, serial, notified_serial, EXISTS (SELECT 1 FROM records r WHERE "
+    "r.zone_id = z.id), kind, case_sensitive FROM zones z";
+
+Zone read_zone(const Statement& s) {
+  Zone z;
+  z.id = s.int64(0);
+  z.name.assign(s.text(1));
+  z.mode = parse_zone_mode(s.text(2)).value_or(ZoneMode::kAuthoritative);
+  z.serial = static_cast<std::uint32_t>(s.int64(3));
+  z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
+  z.has_records = s.int64(5) != 0;
+  z.kind = parse_zone_kind(s.text(6)).value_or(ZoneKind::kMaster);
+  z.case_sensitive = s.int64(7) != 0;
+  return z;
+}
+
+}  // namespace
+
 Status Store::load_zones(std::vector<Zone>* zones) {
   Statement& s = impl_->load_zones;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(
-      impl_->db.get(),
-      "SELECT id, name, mode, serial, notified_serial, "
-      "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id), kind FROM zones z ORDER BY name"));
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), std::string(kZoneColumns) + " ORDER BY name"));
   std::vector<Zone> out;
   int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    Zone z;
-    z.id = s.int64(0);
-    z.name.assign(s.text(1));
-    z.mode = parse_zone_mode(s.text(2)).value_or(ZoneMode::kAuthoritative);
-    z.serial = static_cast<std::uint32_t>(s.int64(3));
-    z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
-    z.has_records = s.int64(5) != 0;
-    z.kind = parse_zone_kind(s.text(6)).value_or(ZoneKind::kMaster);
-    out.push_back(std::move(z));
-  }
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_zone(s));
   s.reset();
   if (rc != SQLITE_DONE) return impl_->error("load zones");
   *zones = std::move(out);
@@ -396,10 +283,7 @@ void Store::end_read() noexcept {
 Result<Zone> Store::find_zone(std::string_view name) {
   Statement& s = impl_->find_zone;
   SMIMEA_RETURN_IF_ERROR(
-      s.prepare(impl_->db.get(),
-                "SELECT id, name, mode, serial, notified_serial, "
-                "EXISTS (SELECT 1 FROM records r WHERE r.zone_id = z.id), kind FROM zones z "
-                "WHERE name = ?1"));
+      s.prepare(impl_->db.get(), std::string(kZoneColumns) + " WHERE name = ?1"));
   s.bind_text(1, name);
   const int rc = s.step();
   if (rc == SQLITE_DONE) {
@@ -407,16 +291,25 @@ Result<Zone> Store::find_zone(std::string_view name) {
     return Status::not_found(std::string(name), "no such zone");
   }
   if (rc != SQLITE_ROW) return impl_->error("find zone");
-  Zone z;
-  z.id = s.int64(0);
-  z.name.assign(s.text(1));
-  z.mode = parse_zone_mode(s.text(2)).value_or(ZoneMode::kAuthoritative);
-  z.serial = static_cast<std::uint32_t>(s.int64(3));
-  z.notified_serial = s.is_null(4) ? -1 : s.int64(4);
-  z.has_records = s.int64(5) != 0;
-  z.kind = parse_zone_kind(s.text(6)).value_or(ZoneKind::kMaster);
+  Zone z = read_zone(s);
   s.reset();
   return z;
+}
+
+Result<std::optional<std::string>> Store::mailbox_address(const Zone& zone,
+                                                          std::string_view address) {
+  Statement s;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
+                                   "SELECT address FROM certificates WHERE address = ?1 COLLATE "
+                                   "NOCASE AND zone_id = ?2 AND (?3 = 0 OR address = ?1) "
+                                   "ORDER BY address != ?1, id LIMIT 1"));
+  s.bind_text(1, address);
+  s.bind(2, zone.id);
+  s.bind(3, zone.case_sensitive ? 1 : 0);
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return impl_->error("find mailbox of " + std::string(address));
+  return std::optional<std::string>(std::string(s.text(0)));
 }
 
 Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
@@ -429,7 +322,11 @@ Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
       "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
       "c.not_before, c.not_after, c.created_at, c.domain FROM certificates c "
       "JOIN zones z ON z.id = c.zone_id WHERE 1";
-  if (!address.empty()) sql += " AND c.address = ?1 COLLATE NOCASE";
+  // The mailbox: the address ignoring ASCII letter case (NOCASE), exactly in a case-sensitive
+  // zone.
+  if (!address.empty()) {
+    sql += " AND c.address = ?1 COLLATE NOCASE AND (z.case_sensitive = 0 OR c.address = ?1)";
+  }
   if (!zone.empty()) sql += address.empty() ? " AND z.name = ?2" : " AND +z.name = ?2";
   sql += " ORDER BY c.address, c.id";
   Statement certs;
@@ -486,388 +383,6 @@ Status Store::integrity_check() {
   const std::string result(s.text(0));
   if (result != "ok") return Status::store_error(impl_->path, "integrity check: " + result);
   return Status();
-}
-
-Status Store::begin() {
-  impl_->touched_zones.clear();
-  return exec(impl_->db.get(), "BEGIN IMMEDIATE", "begin transaction");
-}
-
-Status Store::commit() {
-  Statement& s = impl_->bump_serial;
-  for (std::int64_t zone_id : impl_->touched_zones) {
-    // The serial moves forward on every change (RFC 1982 arithmetic: +1 wraps at 2^32), and
-    // jumps to the current time when that is larger, so it also encodes when it changed.
-    SMIMEA_RETURN_IF_ERROR(
-        s.prepare(impl_->db.get(),
-                  "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
-                  "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
-    s.bind(1, zone_id);
-    s.bind(2, now_seconds());
-    if (s.step() != SQLITE_DONE) return impl_->error("bump serial");
-  }
-  impl_->touched_zones.clear();
-  if (sqlite3_exec(impl_->db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    Status st = impl_->error("commit");
-    rollback();
-    return st;
-  }
-  return Status();
-}
-
-void Store::rollback() noexcept {
-  impl_->touched_zones.clear();
-  if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
-    sqlite3_exec(impl_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-}
-
-namespace {
-
-// Moves the certificates that `where` picks (a condition on certificates, with ?2 and, if
-// given, ?3 bound to p2 and p3) into zone `to`, with their records. Returns how many moved.
-Result<int> move_certificates(sqlite3* db, std::string_view where, std::int64_t to, std::int64_t p2,
-                              std::optional<std::string_view> p3 = {}) {
-  const std::string picked(where);
-  for (const std::string& sql :
-       {"UPDATE records SET zone_id = ?1 WHERE certificate_id IN (SELECT id FROM certificates "
-        "WHERE " +
-            picked + ")",
-        "UPDATE certificates SET zone_id = ?1 WHERE " + picked}) {
-    Statement move;
-    SMIMEA_RETURN_IF_ERROR(move.prepare(db, sql));
-    move.bind(1, to);
-    move.bind(2, p2);
-    if (p3) move.bind_text(3, *p3);
-    if (move.step() != SQLITE_DONE) return sqlite_error(db, "move certificates");
-  }
-  return sqlite3_changes(db);  // of the certificates
-}
-
-}  // namespace
-
-Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved) {
-  if (moved != nullptr) *moved = 0;
-  auto existing = find_zone(name);
-  if (existing.ok()) return Status::conflict(std::string(name), "zone already exists");
-  if (!existing.status().is_not_found()) return existing.status();
-  Statement& s = impl_->add_zone;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
-                                   "INSERT INTO zones (name, mode, serial, created_at, "
-                                   "updated_at, kind) VALUES (?1, ?2, ?3, ?3, ?3, ?4)"));
-  s.bind_text(1, name);
-  const std::string_view mode_name = zone_mode_name(mode);
-  s.bind_text(2, mode_name);
-  s.bind(3, now_seconds());
-  const std::string_view kind_name = zone_kind_name(kind);
-  s.bind_text(4, kind_name);
-  if (s.step() != SQLITE_DONE) return impl_->error("add zone " + std::string(name));
-  s.reset();
-  auto zone = find_zone(name);
-  if (!zone.ok() || !starts_with_smimecert(name)) return zone;
-
-  // _smimecert.<domain>: the certificates of <domain> stored in the parent zone move here,
-  // or queries would come here for them and find nothing.
-  const std::string_view domain = name.substr(kSmimecertLabel.size() + 1);
-  auto parent = find_zone(domain);
-  if (!parent.ok()) return parent.status().is_not_found() ? zone : parent.status();
-  auto count = move_certificates(impl_->db.get(), "zone_id = ?2 AND domain = ?3", zone->id,
-                                 parent->id, domain);
-  if (!count.ok()) return count.status();
-  if (*count > 0) impl_->touched_zones.insert(parent->id);  // the new zone's serial is new
-  if (moved != nullptr) *moved = *count;
-  return zone;
-}
-
-Result<Zone> Store::set_zone_kind(std::string_view name, ZoneKind kind) {
-  auto zone = find_zone(name);
-  if (!zone.ok()) return zone.status();
-  Statement& s = impl_->set_kind;
-  SMIMEA_RETURN_IF_ERROR(
-      s.prepare(impl_->db.get(), "UPDATE zones SET kind = ?2, updated_at = ?3 WHERE id = ?1"));
-  s.bind(1, zone->id);
-  const std::string_view kind_name = zone_kind_name(kind);
-  s.bind_text(2, kind_name);
-  s.bind(3, now_seconds());
-  if (s.step() != SQLITE_DONE) return impl_->error("set kind of zone " + std::string(name));
-  s.reset();
-  return find_zone(name);
-}
-
-Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
-  if (moved != nullptr) *moved = 0;
-  auto zone = find_zone(name);
-  if (!zone.ok()) return zone.status();
-  sqlite3* db = impl_->db.get();
-  if (starts_with_smimecert(name)) {
-    // _smimecert.<domain> with <domain> in the store: its certificates go back there (the
-    // undoing of add_zone's move), where queries for their owners go once this zone is gone.
-    auto parent = find_zone(name.substr(kSmimecertLabel.size() + 1));
-    if (!parent.ok() && !parent.status().is_not_found()) return parent.status();
-    if (parent.ok()) {
-      auto count = move_certificates(db, "zone_id = ?2", parent->id, zone->id);
-      if (!count.ok()) return count.status();
-      if (*count > 0) impl_->touched_zones.insert(parent->id);
-      if (moved != nullptr) *moved = *count;
-    }
-  }
-  Statement count;
-  SMIMEA_RETURN_IF_ERROR(count.prepare(db, "SELECT count(*) FROM certificates WHERE zone_id = ?1"));
-  count.bind(1, zone->id);
-  if (count.step() != SQLITE_ROW) return impl_->error("count certificates");
-  const int certs = static_cast<int>(count.int64(0));
-  if (certs > 0 && !force) {
-    return Status::conflict(std::string(name),
-                            "zone still has " + std::to_string(certs) +
-                                " certificate(s); use --force to remove them too");
-  }
-  for (const char* sql :
-       {"DELETE FROM records WHERE zone_id = ?1", "DELETE FROM certificates WHERE zone_id = ?1",
-        "DELETE FROM zones WHERE id = ?1"}) {
-    Statement s;
-    SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql));
-    s.bind(1, zone->id);
-    if (s.step() != SQLITE_DONE) return impl_->error("remove zone " + std::string(name));
-  }
-  impl_->touched_zones.erase(zone->id);
-  return certs;
-}
-
-namespace {
-
-// The octets of an owner's RRset in a zone (each distinct RR once), and whether the RR
-// (?3, ?4, ?5, ?6) is in it.
-constexpr std::string_view kRrsetSizeSql =
-    "SELECT COALESCE(SUM(3 + length(data)), 0), COALESCE(MAX(usage = ?3 AND selector = ?4 AND "
-    "matching_type = ?5 AND data = ?6), 0) FROM records r WHERE zone_id = ?1 AND owner = ?2 AND "
-    "NOT EXISTS (SELECT 1 FROM records d WHERE d.zone_id = ?1 AND d.owner = ?2 AND d.id < r.id "
-    "AND d.usage = r.usage AND d.selector = r.selector AND d.matching_type = r.matching_type AND "
-    "d.data = r.data)";
-
-}  // namespace
-
-Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate& cert) {
-  sqlite3* db = impl_->db.get();
-  AddResult result;
-  result.zone = zone.name;
-  Statement& find = impl_->cert_by_fp;
-  SMIMEA_RETURN_IF_ERROR(find.prepare(
-      db, "SELECT id, zone_id FROM certificates WHERE address = ?1 AND fingerprint = ?2"));
-  find.bind_text(1, cert.address);
-  find.bind_blob(2, cert.fingerprint.data(), cert.fingerprint.size());
-  std::int64_t cert_id = -1;
-  std::int64_t stored_zone = -1;
-  int rc = find.step();
-  if (rc == SQLITE_ROW) {
-    cert_id = find.int64(0);
-    stored_zone = find.int64(1);
-  } else if (rc != SQLITE_DONE) {
-    return impl_->error("find certificate");
-  }
-  find.reset();
-
-  // Everything is checked before anything is written: cert import goes on after a refused
-  // certificate and commits the others, so a refusal must leave none of its rows behind. (A
-  // savepoint would do too, but it copies every page the certificate touches to a statement
-  // journal: gigabytes for a large import.)
-  std::vector<const NewCertificate::Record*> to_insert;
-  std::vector<std::pair<std::int64_t, std::uint32_t>> new_ttls;  // record id, TTL asked for
-  std::vector<std::pair<OwnerHash, std::size_t>> added;  // RRset octets this call adds, by owner
-  const bool moving = cert_id >= 0 && stored_zone != zone.id;  // see below
-  if (moving) {
-    // Its records join this zone's RRsets, where they count against max_rrset_bytes (unless
-    // the same RR is published here already).
-    Statement rows;
-    SMIMEA_RETURN_IF_ERROR(rows.prepare(
-        db,
-        "SELECT owner, 3 + length(data) FROM records r WHERE certificate_id = ?1 AND NOT EXISTS "
-        "(SELECT 1 FROM records d WHERE d.zone_id = ?2 AND d.owner = r.owner AND d.usage = "
-        "r.usage AND d.selector = r.selector AND d.matching_type = r.matching_type AND d.data = "
-        "r.data)"));
-    rows.bind(1, cert_id);
-    rows.bind(2, zone.id);
-    while ((rc = rows.step()) == SQLITE_ROW) {
-      OwnerHash owner{};
-      if (rows.blob(0) == nullptr || sqlite3_column_bytes(rows.get(), 0) != owner.size()) {
-        return Status::store_error(impl_->path, "record with a malformed owner");
-      }
-      std::copy(rows.blob(0), rows.blob(0) + owner.size(), owner.begin());
-      auto mine =
-          std::find_if(added.begin(), added.end(), [&](const auto& a) { return a.first == owner; });
-      if (mine == added.end()) mine = added.emplace(added.end(), owner, 0);
-      mine->second += static_cast<std::size_t>(rows.int64(1));
-    }
-    if (rc != SQLITE_DONE) return impl_->error("measure records of " + cert.address);
-  }
-  auto rrset_too_large = [&](const OwnerHash& owner, std::size_t bytes) {
-    return Status::conflict(
-        owner_name(owner, cert.domain),
-        "RRset would be " + std::to_string(bytes) + " bytes, over max-rrset-bytes (" +
-            std::to_string(impl_->options.max_rrset_bytes) + "); remove old certificates first");
-  };
-  for (const auto& rec : cert.records) {
-    if (cert_id >= 0) {
-      Statement& exists = impl_->rr_exists;
-      SMIMEA_RETURN_IF_ERROR(
-          exists.prepare(db,
-                         "SELECT id, ttl FROM records WHERE certificate_id = ?1 AND owner = ?2 "
-                         "AND usage = ?3 AND selector = ?4 AND matching_type = ?5"));
-      exists.bind(1, cert_id);
-      exists.bind_blob(2, rec.owner.data(), rec.owner.size());
-      exists.bind(3, static_cast<int>(rec.params.usage));
-      exists.bind(4, static_cast<int>(rec.params.selector));
-      exists.bind(5, static_cast<int>(rec.params.matching_type));
-      rc = exists.step();
-      if (rc == SQLITE_ROW) {
-        // There already; only its TTL may change.
-        if (exists.int64(1) != rec.ttl) new_ttls.emplace_back(exists.int64(0), rec.ttl);
-        exists.reset();
-        continue;
-      }
-      exists.reset();
-      if (rc != SQLITE_DONE) return impl_->error("find record");
-    }
-
-    // The same RR may already be published by another certificate row (Alice@ and alice@
-    // share the lower-cased owner; a renewal with the same key has the same SPKI digest).
-    // Each certificate keeps its own row, so removing one leaves the other's RR in place;
-    // readers skip the duplicate, and it does not grow the RRset.
-    Statement& size = impl_->rrset_size;
-    SMIMEA_RETURN_IF_ERROR(size.prepare(db, kRrsetSizeSql));
-    size.bind(1, zone.id);
-    size.bind_blob(2, rec.owner.data(), rec.owner.size());
-    size.bind(3, static_cast<int>(rec.params.usage));
-    size.bind(4, static_cast<int>(rec.params.selector));
-    size.bind(5, static_cast<int>(rec.params.matching_type));
-    size.bind_blob(6, rec.data.data(), rec.data.size());
-    if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
-    const bool published = size.int64(1) != 0;
-    const auto stored = static_cast<std::size_t>(size.int64(0));
-    size.reset();
-    if (!published) {
-      auto mine = std::find_if(added.begin(), added.end(),
-                               [&](const auto& a) { return a.first == rec.owner; });
-      if (mine == added.end()) mine = added.emplace(added.end(), rec.owner, 0);
-      mine->second += 3 + rec.data.size();
-      const std::size_t bytes = stored + mine->second;
-      if (bytes > impl_->options.max_rrset_bytes) return rrset_too_large(rec.owner, bytes);
-    }
-    to_insert.push_back(&rec);
-  }
-  if (moving) {
-    // Owners that get moved records but no new one were not measured above.
-    Statement& size = impl_->rrset_size;
-    for (const auto& [owner, bytes] : added) {
-      SMIMEA_RETURN_IF_ERROR(size.prepare(db, kRrsetSizeSql));
-      size.bind(1, zone.id);
-      size.bind_blob(2, owner.data(), owner.size());
-      for (int i = 3; i <= 5; ++i) size.bind(i, -1);  // no such RR: only the size counts
-      size.bind_blob(6, "", 0);
-      if (size.step() != SQLITE_ROW) return impl_->error("measure RRset");
-      const auto total = static_cast<std::size_t>(size.int64(0)) + bytes;
-      size.reset();
-      if (total > impl_->options.max_rrset_bytes) return rrset_too_large(owner, total);
-    }
-  }
-
-  if (moving) {
-    // Stored in another zone than the one its domain's queries go to now (a store from
-    // before add_zone moved certificates into a new _smimecert zone): it moves here.
-    SMIMEA_RETURN_IF_ERROR(move_certificates(db, "id = ?2", zone.id, cert_id).status());
-    impl_->touched_zones.insert(stored_zone);
-    impl_->touched_zones.insert(zone.id);
-    result.moved = true;
-  }
-  for (const auto& [record_id, ttl] : new_ttls) {
-    Statement update;
-    SMIMEA_RETURN_IF_ERROR(update.prepare(db, "UPDATE records SET ttl = ?2 WHERE id = ?1"));
-    update.bind(1, record_id);
-    update.bind(2, static_cast<std::int64_t>(ttl));
-    if (update.step() != SQLITE_DONE) return impl_->error("set TTL for " + cert.address);
-    ++result.records_updated;
-  }
-  if (result.records_updated > 0) impl_->touched_zones.insert(zone.id);
-  if (cert_id < 0) {
-    Statement& ins = impl_->insert_cert;
-    SMIMEA_RETURN_IF_ERROR(ins.prepare(
-        db,
-        "INSERT INTO certificates (zone_id, address, domain, fingerprint, der, subject, issuer, "
-        "serial, not_before, not_after, created_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
-    ins.bind(1, zone.id);
-    ins.bind_text(2, cert.address);
-    ins.bind_text(3, cert.domain);
-    ins.bind_blob(4, cert.fingerprint.data(), cert.fingerprint.size());
-    ins.bind_blob(5, cert.der.data(), cert.der.size());
-    ins.bind_text(6, cert.subject);
-    ins.bind_text(7, cert.issuer);
-    ins.bind_text(8, cert.serial);
-    ins.bind(9, cert.not_before);
-    ins.bind(10, cert.not_after);
-    ins.bind(11, now_seconds());
-    if (ins.step() != SQLITE_DONE) return impl_->error("insert certificate " + cert.address);
-    cert_id = sqlite3_last_insert_rowid(db);
-  }
-  for (const NewCertificate::Record* rec : to_insert) {
-    Statement& ins = impl_->insert_record;
-    SMIMEA_RETURN_IF_ERROR(ins.prepare(
-        db,
-        "INSERT INTO records (certificate_id, zone_id, owner, usage, selector, matching_type, "
-        "ttl, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
-    ins.bind(1, cert_id);
-    ins.bind(2, zone.id);
-    ins.bind_blob(3, rec->owner.data(), rec->owner.size());
-    ins.bind(4, static_cast<int>(rec->params.usage));
-    ins.bind(5, static_cast<int>(rec->params.selector));
-    ins.bind(6, static_cast<int>(rec->params.matching_type));
-    ins.bind(7, rec->ttl);
-    ins.bind_blob(8, rec->data.data(), rec->data.size());
-    if (ins.step() != SQLITE_DONE) return impl_->error("insert record for " + cert.address);
-    ++result.records_added;
-  }
-  if (result.records_added > 0) impl_->touched_zones.insert(zone.id);
-  return result;
-}
-
-Result<int> Store::remove_certificates(
-    std::string_view address, const std::optional<std::array<std::uint8_t, 32>>& fingerprint) {
-  sqlite3* db = impl_->db.get();
-  Statement sel;
-  SMIMEA_RETURN_IF_ERROR(sel.prepare(db,
-                                     "SELECT id, zone_id, address = ?1 FROM certificates WHERE "
-                                     "address = ?1 COLLATE NOCASE AND (?2 IS NULL OR "
-                                     "fingerprint = ?2) ORDER BY 3 DESC"));
-  sel.bind_text(1, address);
-  if (fingerprint) {
-    sel.bind_blob(2, fingerprint->data(), fingerprint->size());
-  } else {
-    sel.bind_null(2);
-  }
-  // Alice@ and alice@ are different mailboxes: an exact match wins, and only an address
-  // stored with other letter case than the one given is found case-insensitively.
-  std::vector<std::pair<std::int64_t, std::int64_t>> victims;
-  bool exact = false;
-  int rc;
-  while ((rc = sel.step()) == SQLITE_ROW) {
-    if (sel.int64(2) != 0) {
-      exact = true;
-    } else if (exact) {
-      continue;
-    }
-    victims.emplace_back(sel.int64(0), sel.int64(1));
-  }
-  if (rc != SQLITE_DONE) return impl_->error("find certificates");
-  for (const auto& [cert_id, zone_id] : victims) {
-    for (const char* sql : {"DELETE FROM records WHERE certificate_id = ?1",
-                            "DELETE FROM certificates WHERE id = ?1"}) {
-      Statement s;
-      SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql));
-      s.bind(1, cert_id);
-      if (s.step() != SQLITE_DONE) return impl_->error("remove certificate");
-    }
-    impl_->touched_zones.insert(zone_id);
-  }
-  return static_cast<int>(victims.size());
 }
 
 }  // namespace smimea

@@ -1,4 +1,5 @@
-// Thin RAII over the SQLite C API: the only place besides sqlite_store.cc that sees sqlite3.h.
+// Thin RAII over the SQLite C API, for the store's own files (backend/src/store/): nothing
+// outside that folder sees sqlite3.h.
 #pragma once
 
 #include <sqlite3.h>
@@ -6,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -106,6 +108,43 @@ inline Result<std::int64_t> read_user_version(sqlite3* db, const std::string& pa
   Statement s;
   SMIMEA_RETURN_IF_ERROR(s.prepare(db, "PRAGMA user_version").with_context(path));
   if (s.step() != SQLITE_ROW) return first_read_error(db, path);
+  return s.int64(0);
+}
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+// Opens a connection with extended result codes; SQLite's message on failure.
+inline Result<DbPtr> open_db(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    if (!db) return Status::store_error(path, "cannot open database: out of memory");
+    return sqlite_error(db.get(), path + ": cannot open database");
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  return db;
+}
+
+// Runs one or more statements without results.
+inline Status exec(sqlite3* db, const char* sql, std::string_view what) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    sqlite3_free(err);
+    return sqlite_error(db, what);
+  }
+  return Status();
+}
+
+// The first column of the first row of sql.
+inline Result<std::int64_t> query_int(sqlite3* db, const char* sql, std::string_view what) {
+  Statement s;
+  SMIMEA_RETURN_IF_ERROR(s.prepare(db, sql).with_context(what));
+  const int rc = s.step();
+  if (rc != SQLITE_ROW) return sqlite_error(db, what);
   return s.int64(0);
 }
 
