@@ -271,3 +271,43 @@ def test_init_migrates_a_version3_store_and_says_what_happened(tmp_path):
         by_owner.setdefault(owner, set()).add(ttl)
     assert all(len(ttls) == 1 for ttls in by_owner.values()), by_owner
     assert "TTL set to prior TTL" not in checkzone(s, tmp_path)
+
+
+# --- cert import and special files -----------------------------------------------------------
+
+def test_import_reports_every_entry_it_does_not_import_and_never_blocks(store, tmp_path):
+    # Before: symbolic links were followed out of the tree, dangling links and FIFOs were
+    # skipped without a word, and `cert import some.fifo` waited forever for a writer.
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    (tree / "sub").mkdir(parents=True)
+    outside.mkdir()
+    inside = Cert(tree / "sub", "inside@example.com")
+    os.remove(inside.key)  # make_cert leaves the private key beside the certificate
+    linked = Cert(outside, "linked@example.com")
+    (tree / "link.pem").symlink_to(linked.pem)
+    (tree / "dangling.pem").symlink_to(tmp_path / "nonexistent.pem")
+    os.mkfifo(tree / "fifo.pem")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tree / "sock"))
+        r = run([CTL, "-c", store.config, "cert", "import", tree], timeout=30)
+    assert r.stdout.startswith("imported 1 certificate(s)")
+    skipped = sorted(line for line in r.stderr.splitlines() if "skipped" in line)
+    assert skipped == sorted([
+        f"smimea-ctl: skipped {tree}/dangling.pem: a symbolic link, not followed in a directory "
+        "(name the file itself to import it)",
+        f"smimea-ctl: skipped {tree}/fifo.pem: not a regular file (a FIFO)",
+        f"smimea-ctl: skipped {tree}/link.pem: a symbolic link, not followed in a directory "
+        "(name the file itself to import it)",
+        f"smimea-ctl: skipped {tree}/sock: not a regular file (a socket)"])
+    # Only the certificate inside the tree was imported.
+    listed = json.loads(store.ctl("--json", "cert", "list").stdout)
+    assert [c["address"] for c in listed] == [inside.address]
+    # Named on the command line: a link is followed, a FIFO or a device refused at once.
+    before = db_bytes(store)
+    r = store.ctl("cert", "import", tree / "fifo.pem", check=False)
+    assert r.returncode == 1 and "not a regular file (a FIFO)" in r.stderr
+    r = store.ctl("cert", "add", "linked@example.com", "/dev/zero", check=False)
+    assert r.returncode == 1 and "not a regular file (a character device)" in r.stderr
+    assert db_bytes(store) == before
+    store.ctl("cert", "import", tree / "link.pem")
+    assert len(json.loads(store.ctl("--json", "cert", "list").stdout)) == 2

@@ -31,7 +31,10 @@ int exit_code_for(const Status& status);
 int fail(const Status& status);
 void warn(std::string_view message);
 
-// Reads FILE, or stdin for "-", refusing more than max_bytes.
+// "a FIFO", "a directory", ... for st_mode (messages about files that are not imported).
+std::string file_type(unsigned mode);
+// Reads FILE, or stdin for "-", refusing more than max_bytes. FILE must be a regular file (a
+// symbolic link to one is followed); a FIFO, socket or device is refused without blocking.
 Result<std::string> read_input(const std::string& path, std::size_t max_bytes);
 
 std::string format_time(std::int64_t epoch_seconds);  // "2027-01-31T12:00:00Z"

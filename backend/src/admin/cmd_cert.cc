@@ -1,7 +1,10 @@
 // smimea-ctl cert add|import|list|remove
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -299,25 +302,38 @@ int cert_add(Context& ctx, const CertOptions& o) {
   return kExitOk;
 }
 
-// The regular files below dir, symbolic links to directories not followed. A directory that
-// cannot be read is reported by its own path and the walk goes on with the others.
+// The regular files below dir. Symbolic links are not followed (a walk stays in its tree;
+// name a linked file on the command line to import it), and every entry that is neither a
+// directory nor a regular file is reported in *skipped ("path: why"), as is a directory that
+// cannot be read; the walk goes on with the others.
 void walk_directory(const fs::path& dir, std::vector<std::string>* found,
-                    std::vector<std::string>* errors) {
+                    std::vector<std::string>* skipped) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
-    std::error_code entry_ec;
-    if (it->is_directory(entry_ec) && !it->is_symlink(entry_ec)) {
-      walk_directory(it->path(), found, errors);
-    } else if (it->is_regular_file(entry_ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) {
+      skipped->push_back(it->path().string() + ": " + std::strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+      walk_directory(it->path(), found, skipped);
+    } else if (S_ISREG(st.st_mode)) {
       found->push_back(it->path().string());
+    } else if (S_ISLNK(st.st_mode)) {
+      skipped->push_back(it->path().string() +
+                         ": a symbolic link, not followed in a directory (name the file itself "
+                         "to import it)");
+    } else {
+      skipped->push_back(it->path().string() + ": not a regular file (" + file_type(st.st_mode) +
+                         ")");
     }
   }
-  if (ec) errors->push_back(dir.string() + ": " + ec.message());
+  if (ec) skipped->push_back(dir.string() + ": " + ec.message());
 }
 
+// FILE as given (a symbolic link named on the command line is followed), or the regular files
+// below a directory, sorted.
 void collect_files(const std::string& input, std::vector<std::string>* files,
-                   std::vector<std::string>* errors) {
+                   std::vector<std::string>* skipped) {
   std::error_code ec;
   if (input == "-") {
     files->push_back(input);
@@ -325,16 +341,16 @@ void collect_files(const std::string& input, std::vector<std::string>* files,
   }
   const fs::file_status st = fs::status(input, ec);
   if (ec) {
-    errors->push_back(input + ": " + ec.message());
+    skipped->push_back(input + ": " + ec.message());
     return;
   }
   if (fs::is_directory(st)) {
     std::vector<std::string> found;
-    walk_directory(input, &found, errors);
+    walk_directory(input, &found, skipped);
     std::sort(found.begin(), found.end());
     files->insert(files->end(), found.begin(), found.end());
   } else {
-    files->push_back(input);
+    files->push_back(input);  // read_input refuses what is not a regular file, without waiting
   }
 }
 

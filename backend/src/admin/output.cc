@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,12 +51,36 @@ int fail(const Status& status) {
 
 void warn(std::string_view message) { std::cerr << "smimea-ctl: warning: " << message << '\n'; }
 
+std::string file_type(unsigned mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "a special file";
+}
+
 Result<std::string> read_input(const std::string& path, std::size_t max_bytes) {
   const std::string shown = path == "-" ? "stdin" : path;
   // open/read rather than stdio: an import reads one small file per certificate, and stdio
   // adds an fstat and a buffer to each.
-  const int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO without a writer must not wait for one; anything but a regular
+  // file is refused before the first read (a FIFO or a device could block or never end).
+  const int fd =
+      path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::invalid_argument(shown, std::strerror(errno));
+  if (fd != STDIN_FILENO) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      const int err = errno;
+      ::close(fd);
+      if (S_ISDIR(st.st_mode)) return Status::invalid_argument(shown, std::strerror(EISDIR));
+      return Status::invalid_argument(
+          shown, st.st_mode == 0 ? std::strerror(err)
+                                 : "not a regular file (" + file_type(st.st_mode) + ")");
+    }
+  }
   std::string data;
   char buf[65536];
   bool too_big = false;
