@@ -311,3 +311,23 @@ def test_import_reports_every_entry_it_does_not_import_and_never_blocks(store, t
     assert db_bytes(store) == before
     store.ctl("cert", "import", tree / "link.pem")
     assert len(json.loads(store.ctl("--json", "cert", "list").stdout)) == 2
+
+
+def test_remote_list_goes_by_name_only(store):
+    # Before: a list without a zonename listed whatever zone had pdns's domain_id (an id of
+    # another backend's, or of a removed zone, since ids are reused).
+    zone_id = json.loads(store.ctl("--json", "zone", "list").stdout)[0]["id"]
+    lines = [{"method": "initialize", "parameters": {"command": str(BACKEND), "timeout": "2000"}},
+             {"method": "list", "parameters": {"zonename": "", "domain_id": zone_id,
+                                               "include_disabled": False}},
+             {"method": "list", "parameters": {"zonename": "other.example.", "domain_id": zone_id,
+                                               "include_disabled": False}},
+             {"method": "list", "parameters": {"zonename": "example.com.", "domain_id": 4242,
+                                               "include_disabled": False}}]
+    r = subprocess.run([BACKEND, "-c", store.config, "--pipe"], capture_output=True, text=True,
+                       input="".join(json.dumps(line) + "\n" for line in lines), timeout=30)
+    replies = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [reply["result"] for reply in replies[1:3]] == [False, False], r.stdout
+    listed = replies[3]["result"]
+    assert [rr["qtype"] for rr in listed][:1] == ["SOA"]
+    assert {rr["domain_id"] for rr in listed} == {zone_id}

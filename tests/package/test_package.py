@@ -280,8 +280,10 @@ def reinstall():
 
 def test_upgrade_migrates_a_store_of_the_previous_schema():
     previous = FIXTURES / f"store-v{CURRENT_SCHEMA - 1}.db"
-    before = sqlite3.connect(previous).execute(
-        "SELECT address FROM certificates ORDER BY address").fetchall()
+    # Mailboxes (case-folded addresses, README "Mailbox case") and certificates survive; the
+    # version-4 migration may merge spellings of one mailbox.
+    mailboxes = "SELECT DISTINCT lower(address), hex(fingerprint) FROM certificates ORDER BY 1, 2"
+    before = sqlite3.connect(previous).execute(mailboxes).fetchall()
     assert before, f"{previous} holds no certificates"
     remove_store()
     shutil.copyfile(previous, STORE)
@@ -295,12 +297,12 @@ def test_upgrade_migrates_a_store_of_the_previous_schema():
     assert f"from schema version {CURRENT_SCHEMA - 1} to {CURRENT_SCHEMA}" in r.stdout + r.stderr
     assert schema_version(STORE) == CURRENT_SCHEMA
     con = sqlite3.connect(f"file:{STORE}?mode=ro", uri=True)
-    after = con.execute("SELECT address FROM certificates ORDER BY address").fetchall()
+    after = con.execute(mailboxes).fetchall()
     con.close()
     assert after == before
     assert owner(STORE) == ("smimea", "pdns", 0o660), owner(STORE)
-    listed = run(["smimea-ctl", "--config", CONFIG, "cert", "list"]).stdout
-    for (address,) in before:
+    listed = run(["smimea-ctl", "--config", CONFIG, "cert", "list"]).stdout.lower()
+    for (address, _) in before:
         assert address in listed
 
 

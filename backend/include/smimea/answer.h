@@ -120,8 +120,11 @@ class Answerer {
   Status list(std::int64_t zone_id, RecordSink& sink);
 
   // The same records, to be pulled one by one (see ZoneListing). Reloads the zone table in
-  // the listing's snapshot first. NotFound if there is no such zone.
-  Result<std::unique_ptr<ZoneListing>> open_listing(std::int64_t zone_id);
+  // the listing's snapshot first. NotFound if there is no such zone, or if name is given and
+  // the zone with that id in the snapshot has another name (an id reused after a zone was
+  // removed while its transfer was being set up).
+  Result<std::unique_ptr<ZoneListing>> open_listing(std::int64_t zone_id,
+                                                    std::string_view name = {});
 
   // The zone table as of the last refresh(), sorted by name.
   const std::vector<ZoneEntry>& zones() const { return zones_; }

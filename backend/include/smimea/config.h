@@ -16,6 +16,12 @@ namespace smimea {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/smimea/smimea.yaml";
 
+// The largest max-rrset-bytes: the rest of a 65,535-octet DNS message must hold the answer's
+// header (12), question (at most 259), EDNS OPT with a cookie, client subnet and a 64-octet
+// NSID (127), and two RRSIGs of RSA-4096 keys during a rollover (2 x (30 + at most 198 for
+// the signer + 512)): 1,878 octets at most, so an RRset at the cap is never truncated over TCP.
+inline constexpr std::size_t kMaxRrsetBytes = 63000;
+
 struct SoaTemplate {
   std::string mname;                          // Default: the first of `nameservers`.
   std::string rname = "hostmaster.invalid.";  // Mailbox of the zone's admin, in DNS form.
@@ -36,8 +42,9 @@ struct Config {
   std::vector<RecordParams> default_records{RecordParams{}};
   // Also publish the owner of the ASCII-lower-cased local-part when it differs. Default: true.
   bool lowercase_variant = true;
-  // Cap on the RDATA bytes of one owner's SMIMEA RRset. PowerDNS 4.7 cannot send an RRset
-  // over ~64 KB. Default: 32768.
+  // Cap on one owner's SMIMEA RRset as it goes on the wire: 15 octets per record (compressed
+  // owner, type, class, TTL, length, usage/selector/matching type) plus its association data.
+  // At most kMaxRrsetBytes. Default: 32768.
   std::size_t max_rrset_bytes = 32768;
   // Largest certificate input (file or stdin) accepted. Default: 1 MiB.
   std::size_t max_input_bytes = 1024 * 1024;

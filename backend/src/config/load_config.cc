@@ -209,7 +209,7 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
       if (!r.ok()) return r.status();
       c->lowercase_variant = *r;
     } else if (key == "max-rrset-bytes") {
-      auto r = get_uint(source, v, key, 1024, 60000);
+      auto r = get_uint(source, v, key, 1024, kMaxRrsetBytes);
       if (!r.ok()) return r.status();
       c->max_rrset_bytes = static_cast<std::size_t>(*r);
     } else if (key == "max-input-bytes") {

@@ -321,7 +321,8 @@ Status Answerer::list(std::int64_t zone_id, RecordSink& sink) {
   }
 }
 
-Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id) {
+Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id,
+                                                            std::string_view name) {
   std::lock_guard<std::mutex> lock(hold_mutex_);
   end_hold();
   SMIMEA_RETURN_IF_ERROR(store_.begin_read());
@@ -329,6 +330,7 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id
   // old SOA serial with newer records.
   Status s = check_for_changes();
   const ZoneEntry* zone = s.ok() ? find_zone_by_id(zone_id) : nullptr;
+  if (zone != nullptr && !name.empty() && zone->zone.name != name) zone = nullptr;
   if (s.ok() && zone == nullptr) {
     s = Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
   }

@@ -66,12 +66,7 @@ Status KeyStore::open() {
   sqlite3_busy_timeout(raw, static_cast<int>(options_.busy_timeout_ms));
   auto version = read_user_version(raw, path_);
   if (!version.ok()) return version.status();
-  const std::int64_t v = *version;
-  if (v != kSchemaVersion) {
-    return Status::store_error(path_, "store is at schema version " + std::to_string(v) +
-                                          ", this program needs " + std::to_string(kSchemaVersion) +
-                                          (v < kSchemaVersion ? ": run smimea-ctl init" : ""));
-  }
+  SMIMEA_RETURN_IF_ERROR(detail::check_schema_version(path_, *version, kSchemaVersion));
   SMIMEA_RETURN_IF_ERROR(impl->exec("PRAGMA foreign_keys=ON", path_ + ": configure connection"));
   impl_ = std::move(impl);
   return Status();

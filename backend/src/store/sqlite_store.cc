@@ -62,19 +62,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
   sqlite3_busy_timeout(h, static_cast<int>(options.busy_timeout_ms));
   auto version = detail::read_user_version(h, path);
   if (!version.ok()) return version.status();
-  if (*version == 0) {
-    return Status::store_error(path, "not a smimea store (create it with smimea-ctl init)");
-  }
-  if (*version > kSchemaVersion) {
-    return Status::store_error(path, "store is at schema version " + std::to_string(*version) +
-                                         ", newer than this program's " +
-                                         std::to_string(kSchemaVersion) + ": upgrade smimea");
-  }
-  if (*version < kSchemaVersion) {
-    return Status::store_error(path, "store is at schema version " + std::to_string(*version) +
-                                         ": run smimea-ctl init to migrate it to " +
-                                         std::to_string(kSchemaVersion));
-  }
+  SMIMEA_RETURN_IF_ERROR(detail::check_schema_version(path, *version, kSchemaVersion));
   const std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA cache_size=-" +
                               std::to_string(options.cache_kib) +
                               "; PRAGMA mmap_size=" + std::to_string(options.mmap_bytes) + ";" +

@@ -148,4 +148,26 @@ inline Result<std::int64_t> query_int(sqlite3* db, const char* sql, std::string_
   return s.int64(0);
 }
 
+// Refuses a store whose schema version is not `wanted`: not a store yet, older (migrate it),
+// or newer. A newer store was migrated by a newer smimea-ctl, and a program still running
+// the old version (pdns_server keeps the native module it loaded, and the smimea-backend it
+// started) must be restarted.
+inline Status check_schema_version(const std::string& path, std::int64_t version,
+                                   std::int64_t wanted) {
+  const std::string at = "store is at schema version " + std::to_string(version);
+  if (version == 0)
+    return Status::store_error(path, "not a smimea store (create it with smimea-ctl init)");
+  if (version < wanted) {
+    return Status::store_error(
+        path, at + ": run smimea-ctl init to migrate it to " + std::to_string(wanted));
+  }
+  if (version > wanted) {
+    return Status::store_error(
+        path, at + ", newer than this program's " + std::to_string(wanted) +
+                  ": upgrade smimea, or restart what still runs the old version (pdns_server "
+                  "with the native module or the pipe connector, smimea-backend)");
+  }
+  return Status();
+}
+
 }  // namespace smimea::detail

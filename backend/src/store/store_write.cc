@@ -220,10 +220,15 @@ Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
 
 namespace {
 
-// The octets of an owner's RRset in a zone (each distinct RR once), whether the RR
+// What an SMIMEA record costs on the wire besides its association data: the compressed owner
+// (2), type, class, TTL and RDLENGTH (10), usage, selector and matching type (3). The SQL
+// below counts the same 15.
+constexpr std::size_t kRecordWireOverhead = 15;
+
+// The octets of an owner's RRset on the wire (each distinct RR once), whether the RR
 // (?3, ?4, ?5, ?6) is in it, and the RRset's TTL (NULL if it has no record).
 constexpr std::string_view kRrsetSizeSql =
-    "SELECT COALESCE(SUM(3 + length(data)), 0), COALESCE(MAX(usage = ?3 AND selector = ?4 AND "
+    "SELECT COALESCE(SUM(15 + length(data)), 0), COALESCE(MAX(usage = ?3 AND selector = ?4 AND "
     "matching_type = ?5 AND data = ?6), 0), (SELECT ttl FROM records t WHERE t.zone_id = ?1 AND "
     "t.owner = ?2 ORDER BY t.id DESC LIMIT 1) FROM records r WHERE zone_id = ?1 AND owner = ?2 "
     "AND NOT EXISTS (SELECT 1 FROM records d WHERE d.zone_id = ?1 AND d.owner = ?2 AND d.id < "
@@ -281,7 +286,7 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
     Statement rows;
     SMIMEA_RETURN_IF_ERROR(rows.prepare(
         db,
-        "SELECT owner, 3 + length(data) FROM records r WHERE certificate_id = ?1 AND NOT EXISTS "
+        "SELECT owner, 15 + length(data) FROM records r WHERE certificate_id = ?1 AND NOT EXISTS "
         "(SELECT 1 FROM records d WHERE d.zone_id = ?2 AND d.owner = r.owner AND d.usage = "
         "r.usage AND d.selector = r.selector AND d.matching_type = r.matching_type AND d.data = "
         "r.data)"));
@@ -349,7 +354,7 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
       auto mine = std::find_if(added.begin(), added.end(),
                                [&](const auto& a) { return a.first == rec.owner; });
       if (mine == added.end()) mine = added.emplace(added.end(), rec.owner, 0);
-      mine->second += 3 + rec.data.size();
+      mine->second += kRecordWireOverhead + rec.data.size();
       const std::size_t bytes = stored + mine->second;
       if (bytes > impl_->options.max_rrset_bytes) return rrset_too_large(rec.owner, bytes);
     }

@@ -116,7 +116,7 @@ TEST(Config, RangeLimitsAreAccepted) {
       "database: x\ndefault-ttl: 0\nns-ttl: 604800\nmax-rrset-bytes: 1024\n"
       "max-input-bytes: 4096\nbusy-timeout-ms: 1500\nsocket-mode: 0777\ncache-kib: 256\n"
       "soa: {refresh: 1, minimum: 0, ttl: 604800, expire: 2147483647}\n");
-  parse_ok("database: x\nmax-rrset-bytes: 60000\nmax-input-bytes: 67108864\n");
+  parse_ok("database: x\nmax-rrset-bytes: 63000\nmax-input-bytes: 67108864\n");
 }
 
 TEST(Config, UnknownKeyNamesFileLineAndKey) {
@@ -145,7 +145,7 @@ TEST(Config, OutOfRangeNamesFileLineKeyAndRange) {
   EXPECT_EQ(parse_error("database: x\ndefault-ttl: 604801\n"),
             "test.yaml:2: default-ttl: 604801 is out of range 0..604800");
   EXPECT_EQ(parse_error("database: x\nmax-rrset-bytes: 65536\n"),
-            "test.yaml:2: max-rrset-bytes: 65536 is out of range 1024..60000");
+            "test.yaml:2: max-rrset-bytes: 65536 is out of range 1024..63000");
   EXPECT_EQ(parse_error("database: x\nrecords:\n  - usage: 4\n"),
             "test.yaml:3: records[0].usage: 4 is out of range 0..3");
 }

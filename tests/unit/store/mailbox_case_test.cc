@@ -236,6 +236,34 @@ TEST(RegressIssue17RrsetTtl, ReAddingWithoutATtlChangesNothing) {
   EXPECT_EQ(served(f.store(), zone.id, "alice"), std::vector<std::string>{"600 3 0 0"});
 }
 
+// --- max-rrset-bytes counts what goes on the wire ---
+
+// A made-up certificate for address with one 3 1 1 record of 32 octets at one owner.
+NewCertificate digest_only(const std::string& address, std::uint8_t n) {
+  NewCertificate c = new_certificate("ec.pem", address);
+  c.fingerprint.fill(n);
+  c.records.resize(1);
+  c.records[0].params = {Usage::kDaneEe, Selector::kSpki, MatchingType::kSha256};
+  c.records[0].data.assign(32, n);
+  return c;
+}
+
+TEST(RegressIssue17RrsetCap, SmallRecordsCountTheirWireOverhead) {
+  // Before: 3 octets per record besides the data, so a cap near 64 KB let an RRset of small
+  // records grow past a 65,535-octet message (47 octets each on the wire, 35 counted).
+  StoreOptions options;
+  options.max_rrset_bytes = 1024;  // 21 x 47 = 987 fits, 22 x 47 = 1034 does not
+  StoreFixture f(options);
+  const Zone zone = f.add_zones({{"example.com", ZoneMode::kAuthoritative}}).front();
+  for (std::uint8_t i = 1; i <= 21; ++i) {
+    ASSERT_EQ(f.add(zone, digest_only("carol@example.com", i)), 1) << int{i};
+  }
+  auto refused = add_in_transaction(f.store(), zone, digest_only("carol@example.com", 22));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("1034 bytes"), std::string::npos)
+      << refused.status().message();
+}
+
 // --- the store's files ---
 
 mode_t file_mode(const std::string& path) {

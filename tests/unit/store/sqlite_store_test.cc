@@ -344,15 +344,15 @@ TEST(StoreCertificates, RollbackLeavesNothing) {
 
 TEST(StoreCertificates, RrsetCapIsAConflict) {
   StoreOptions options;
-  options.max_rrset_bytes = 1500;  // one 3 0 0 record of the RSA certificate (825 + 3 octets)
+  options.max_rrset_bytes = 1500;  // one 3 0 0 record of the RSA certificate (825 + 15 octets)
   StoreFixture f(options);
   const Zone zone = f.add_zones({{"example.com", ZoneMode::kAuthoritative}}).front();
   ASSERT_EQ(f.add(zone, new_certificate("rsa.pem", "alice@example.com")), 1);
   const std::uint32_t serial = f.zone("example.com").serial;
 
-  // A second certificate for the same owner makes the RRset 828 + 449 octets: fits.
+  // A second certificate for the same owner makes the RRset 840 + 461 octets: fits.
   ASSERT_EQ(f.add(zone, new_certificate("ec.pem", "alice@example.com")), 1);
-  // A third (368 octets) does not.
+  // A third (380 octets) does not.
   ASSERT_TRUE(f.store().begin().ok());
   auto refused =
       f.store().add_certificate(zone, new_certificate("ed25519.pem", "alice@example.com"));
@@ -384,7 +384,7 @@ TEST(StoreCertificates, RefusedCertificateLeavesNothingInTheTransaction) {
   const Zone zone = f.add_zones({{"example.com", ZoneMode::kAuthoritative}}).front();
   const std::uint32_t serial = f.zone("example.com").serial;
   ASSERT_TRUE(f.store().begin().ok());
-  // 3 0 0 (828 octets) fits, 3 1 0 (297 more) does not.
+  // 3 0 0 (840 octets) fits, 3 1 0 (309 more) does not.
   auto refused = f.store().add_certificate(
       zone, new_certificate("rsa.pem", "alice@example.com",
                             {RecordParams{},
@@ -454,9 +454,9 @@ TEST(StoreCertificates, RenewalWithTheSameKeyKeepsTheSpkiRecord) {
 }
 
 TEST(StoreCertificates, DuplicateRecordDoesNotCountAgainstTheCap) {
-  // ec.pem and subject_email.pem share their key: one 3 1 1 RR (32 + 3 octets) for both.
+  // ec.pem and subject_email.pem share their key: one 3 1 1 RR (32 + 15 octets) for both.
   StoreOptions options;
-  options.max_rrset_bytes = 40;
+  options.max_rrset_bytes = 50;
   StoreFixture f(options);
   const Zone zone = f.add_zones({{"example.com", ZoneMode::kAuthoritative}}).front();
   const std::vector<RecordParams> spki{{Usage::kDaneEe, Selector::kSpki, MatchingType::kSha256}};

@@ -340,6 +340,15 @@ TEST_F(ListingTest, OverlayZoneHasOnlyItsRecords) {
   EXPECT_NE(lines[0].find("._smimecert.example.net. SMIMEA"), std::string::npos);
 }
 
+TEST_F(ListingTest, RegressIssue17AnIdOfAnotherNameListsNothing) {
+  // Zone ids are reused: an id resolved from a name before a zone remove + zone add must not
+  // list the new zone under the old name.
+  auto other = answerer_->open_listing(zones_[0].id, "example.org");
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(other.status().is_not_found());
+  EXPECT_TRUE(answerer_->open_listing(zones_[0].id, zones_[0].name).ok());
+}
+
 TEST_F(ListingTest, UnknownZoneLeavesNoTransactionOpen) {
   auto listing = answerer_->open_listing(424242);
   ASSERT_FALSE(listing.ok());
