@@ -424,6 +424,10 @@ int cert_import(Context& ctx, const CertOptions& o) {
           return fail(mailbox.status());
         }
         const MailAddress& addr = *mailbox;
+        if (addr.to_string() != named.to_string()) {
+          warn(file + ": " + named.to_string() + " is the mailbox " + addr.to_string() + " (zone " +
+               zone->name + " ignores letter case in local-parts)");
+        }
         std::vector<std::string> warnings;
         CertOptions checks = o;
         checks.force = false;  // import publishes only what the certificate itself names
@@ -589,7 +593,10 @@ void add_record_options(CLI::App* cmd, CertOptions& o) {
   cmd->add_option("--record", o.records,
                   "Publish this 'USAGE SELECTOR MATCHING-TYPE' set; repeat for several")
       ->take_all();
-  cmd->add_option("--ttl", o.ttl, "TTL of the records (default: default-ttl)")
+  cmd->add_option(
+         "--ttl", o.ttl,
+         "TTL of every record at the address's owner names (one TTL per RRset; default: the "
+         "RRset's TTL, or default-ttl for a new owner)")
       ->check(CLI::Range(0, static_cast<int>(kMaxTtl)));
   cmd->add_flag("--allow-expired", o.allow_expired, "Publish an expired certificate (warns)");
 }

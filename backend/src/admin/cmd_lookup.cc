@@ -363,7 +363,8 @@ void add_lookup_commands(CLI::App& app, Context& ctx) {
   cmd->add_option("ADDRESS", o->address, "Email address")->required();
   cmd->add_option("--server", o->server,
                   "Resolver to ask, IP[:PORT]: a recursive resolver, or the zone's "
-                  "authoritative server itself (default: the servers in /etc/resolv.conf)");
+                  "authoritative server itself with the zone's own DS or DNSKEY as "
+                  "--trust-anchor (default: the servers in /etc/resolv.conf)");
   cmd->add_option("--trust-anchor", o->trust_anchor,
                   "DS or DNSKEY records in zone-file format, as unbound's trust-anchor-file "
                   "reads them (default: the root key, /usr/share/dns/root.key)");
