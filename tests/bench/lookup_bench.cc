@@ -146,7 +146,7 @@ const Fixture& fixture() {
 class CountingSink : public smimea::RecordSink {
  public:
   void add_text(std::string_view, std::string_view, std::uint32_t, std::int64_t,
-                std::string_view content) override {
+                std::string_view content, bool) override {
     bytes += content.size();
   }
   void add_smimea(std::string_view, std::int64_t, const smimea::RecordView& rr) override {

@@ -24,9 +24,9 @@
 
 namespace smimea {
 
-enum class QType : std::uint8_t { kAny, kSoa, kNs, kSmimea, kOther };
+enum class QType : std::uint8_t { kAny, kSoa, kNs, kSmimea, kDs, kOther };
 
-// "ANY", "SOA", "NS", "SMIMEA" (any case); anything else is kOther.
+// "ANY", "SOA", "NS", "SMIMEA", "DS" (any case); anything else is kOther.
 QType parse_qtype(std::string_view text);
 
 // Receives the records of an answer. qname is the name as the caller spelled it (lookup) or
@@ -34,9 +34,10 @@ QType parse_qtype(std::string_view text);
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  // SOA and NS records; content is in presentation format.
+  // SOA, NS and DS records; content is in presentation format. auth is false only for the NS
+  // of a delegation point in the parent zone (pdns's "auth" flag: not authoritative data).
   virtual void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
-                        std::int64_t zone_id, std::string_view content) = 0;
+                        std::int64_t zone_id, std::string_view content, bool auth) = 0;
   virtual void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) = 0;
   // An empty non-terminal marker (pdns's "ENT" pseudo-type).
   virtual void add_ent(std::string_view qname, std::int64_t zone_id) = 0;
@@ -49,6 +50,11 @@ struct ZoneEntry {
   // "._smimecert.example.com." or, for a zone whose apex is _smimecert.example.com, ".<apex>.".
   std::string owner_suffix;
   std::string fqdn;  // "example.com."
+  // Delegations inside the store: the index in the zone table of this zone's authoritative
+  // child _smimecert.<name> (this zone delegates it: NS and DS at the cut, nothing below),
+  // and of this _smimecert zone's authoritative parent. -1 if none.
+  int child = -1;
+  int parent = -1;
 };
 
 class Answerer;
@@ -71,14 +77,22 @@ class ZoneListing {
 
  private:
   friend class Answerer;
-  ZoneListing(Store& store, const Config& config, ZoneEntry zone,
+  struct TextRecord {
+    std::string name, qtype;
+    std::uint32_t ttl;
+    std::string content;
+    bool auth;
+  };
+  ZoneListing(Store& store, ZoneEntry zone, std::vector<TextRecord> texts,
               std::unique_ptr<ZoneCursor> cursor);
 
   Store& store_;
-  const Config& config_;
   ZoneEntry zone_;
+  // SOA, NS and, for a zone that delegates its _smimecert child, the NS and DS at the cut;
+  // then the cursor's records.
+  std::vector<TextRecord> texts_;
   std::unique_ptr<ZoneCursor> cursor_;
-  std::size_t position_ = 0;  // 0: SOA, 1..n: NS, then the cursor
+  std::size_t position_ = 0;  // into texts_, then the cursor
   std::string name_;          // the current owner name
 };
 
@@ -109,7 +123,11 @@ class Answerer {
   // store error fails the lookup only for a name at or below a zone of the last table read:
   // pdns asks every backend about every name, also from its NOTIFY and secondary thread,
   // where an error stops pdns, and a name that is not ours stays not ours.
-  Status lookup(std::string_view qname, QType qtype, RecordSink& sink);
+  // zone_id is the zone pdns asks in (-1: not known; the zone is chosen by name). An
+  // authoritative zone of ours answers only in its own context; in its parent's context the
+  // apex of a delegated _smimecert.<domain> zone is the delegation point: NS (not
+  // authoritative) and the DS computed from the child's keys (none while it is unsigned).
+  Status lookup(std::string_view qname, QType qtype, RecordSink& sink, std::int64_t zone_id = -1);
 
   // Whether a name (any case, trailing dot optional) is at or below a zone of the table: a
   // failure to read the store about it is an error rather than "not ours".
@@ -162,6 +180,10 @@ class Answerer {
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
                     RecordSink& sink);
   Status reload();
+  // The DS set of a delegated child zone, computed from its keys once per table load.
+  Result<const std::vector<std::string>*> delegation_ds_of(const ZoneEntry& child);
+  Status answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
+                    const ZoneEntry& child, RecordSink& sink);
 
   Store& store_;
   const Config& config_;
@@ -177,6 +199,7 @@ class Answerer {
   bool holding_ = false;
   bool registered_ = false;  // with the releasing thread
   SavedOwner saved_owner_;
+  std::unordered_map<std::int64_t, std::vector<std::string>> ds_cache_;  // by child zone id
   std::uint64_t lookups_ = 0;
 };
 

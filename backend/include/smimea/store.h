@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "smimea/cert.h"
+#include "smimea/key_store.h"
 #include "smimea/owner_name.h"
 #include "smimea/status.h"
 #include "smimea/types.h"
@@ -199,6 +200,10 @@ class Store {
   // one). Conflict if one is open. A read-only (query_only) Store may use it.
   Status begin_read();
   void end_read() noexcept;
+
+  // The DNSSEC keys of a zone, by id (secret: see key_store.h): for the DS its parent zone
+  // publishes. Works on a read-only Store.
+  Status zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys);
 
   // Zone by exact (normalised) name; NotFound if absent.
   Result<Zone> find_zone(std::string_view name);

@@ -96,7 +96,7 @@ class ZoneFileSink : public RecordSink {
  public:
   explicit ZoneFileSink(std::ostream& out) : out_(out) {}
   void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl, std::int64_t,
-                std::string_view content) override {
+                std::string_view content, bool /*auth*/) override {
     out_ << qname << '\t' << ttl << "\tIN\t" << qtype << '\t' << content << '\n';
   }
   void add_smimea(std::string_view qname, std::int64_t, const RecordView& rr) override {

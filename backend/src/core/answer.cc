@@ -1,8 +1,11 @@
 #include "smimea/answer.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <thread>
 
+#include "smimea/dnskey.h"
 #include "smimea/hex.h"
 #include "smimea/owner_name.h"
 
@@ -87,6 +90,7 @@ QType parse_qtype(std::string_view text) {
   if (iequals(text, "SMIMEA")) return QType::kSmimea;
   if (iequals(text, "SOA")) return QType::kSoa;
   if (iequals(text, "NS")) return QType::kNs;
+  if (iequals(text, "DS")) return QType::kDs;
   return QType::kOther;
 }
 
@@ -184,6 +188,23 @@ Status Answerer::reload() {
   // below_a_zone's walk): a hash lookup each, whatever the number of zones.
   by_name_.reserve(zones_.size());
   for (std::size_t i = 0; i < zones_.size(); ++i) by_name_.emplace(zones_[i].zone.name, i);
+  // A _smimecert.<domain> zone under its zone <domain>, both ours and authoritative, is a
+  // delegation: the parent answers NS and DS at the cut (RFC 4035 section 2.4).
+  for (std::size_t i = 0; i < zones_.size(); ++i) {
+    ZoneEntry& child = zones_[i];
+    if (child.zone.mode != ZoneMode::kAuthoritative || !starts_with_smimecert(child.zone.name)) {
+      continue;
+    }
+    auto it = by_name_.find(std::string_view(child.zone.name).substr(kSmimecertLabel.size() + 1));
+    if (it == by_name_.end()) continue;
+    ZoneEntry& parent = zones_[it->second];
+    if (parent.zone.mode != ZoneMode::kAuthoritative || starts_with_smimecert(parent.zone.name)) {
+      continue;
+    }
+    parent.child = static_cast<int>(i);
+    child.parent = static_cast<int>(it->second);
+  }
+  ds_cache_.clear();
   loaded_ = true;
   return Status();
 }
@@ -217,7 +238,40 @@ const ZoneEntry* Answerer::find_zone_by_id(std::int64_t id) const {
   return it == by_id_.end() ? nullptr : &zones_[it->second];
 }
 
-Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
+Result<const std::vector<std::string>*> Answerer::delegation_ds_of(const ZoneEntry& child) {
+  auto cached = ds_cache_.find(child.zone.id);
+  if (cached != ds_cache_.end()) return &cached->second;
+  std::vector<DomainKey> keys;
+  SMIMEA_RETURN_IF_ERROR(store_.zone_keys(child.zone.id, &keys));
+  // Keys that cannot be used give no DS: an insecure delegation rather than a bogus one.
+  auto ds = delegation_ds(child.zone.name, keys, nullptr);
+  for (DomainKey& k : keys) OPENSSL_cleanse(k.content.data(), k.content.size());
+  if (!ds.ok()) return ds.status();
+  return &ds_cache_.emplace(child.zone.id, std::move(ds).value()).first->second;
+}
+
+Status Answerer::answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
+                            const ZoneEntry& child, RecordSink& sink) {
+  // Asked in the parent's context (pdns sends DS questions for a zone apex to the parent, and
+  // builds the parent's NSEC/NSEC3 at the cut from this answer): a delegation point. No SOA:
+  // it would put the SOA bit in the parent's denial and hide the DS.
+  if (qtype == QType::kAny || qtype == QType::kNs) {
+    for (const std::string& ns : config_.nameservers) {
+      sink.add_text(qname, "NS", config_.ns_ttl, parent.zone.id, ns, /*auth=*/false);
+    }
+  }
+  if (qtype == QType::kAny || qtype == QType::kDs) {
+    auto ds = delegation_ds_of(child);
+    if (!ds.ok()) return ds.status();
+    for (const std::string& d : **ds) {
+      sink.add_text(qname, "DS", config_.ns_ttl, parent.zone.id, d, /*auth=*/true);
+    }
+  }
+  return Status();
+}
+
+Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
+                        std::int64_t zone_id) {
   std::lock_guard<std::mutex> lock(hold_mutex_);  // never contended but by release_if_stale()
   ++lookups_;
   char buf[kMaxQnameBytes + 1];
@@ -237,6 +291,12 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
       if (zone != nullptr && starts_with_smimecert(zone->zone.name)) zone = nullptr;
     }
     if (zone == nullptr) return Status();
+    // Asked in another zone's context (the parent above a delegation, another backend's zone):
+    // below the cut, or not this zone's name there. Overlay zones are asked with the id of the
+    // backend that owns them.
+    if (zone_id >= 0 && zone_id != zone->zone.id && zone->zone.mode == ZoneMode::kAuthoritative) {
+      return Status();
+    }
     return find_owner(qname, zone->zone.id, hash, sink);
   }
 
@@ -255,12 +315,19 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   }
   if (zone != nullptr) {
     if (zone->zone.mode != ZoneMode::kAuthoritative) return Status();
+    if (zone_id >= 0 && zone_id != zone->zone.id) {
+      if (zone->parent >= 0 && zones_[static_cast<std::size_t>(zone->parent)].zone.id == zone_id) {
+        return answer_cut(qname, qtype, zones_[static_cast<std::size_t>(zone->parent)], *zone,
+                          sink);
+      }
+      return Status();
+    }
     if (qtype == QType::kAny || qtype == QType::kSoa) {
-      sink.add_text(qname, "SOA", config_.soa.ttl, zone->zone.id, zone->soa_content);
+      sink.add_text(qname, "SOA", config_.soa.ttl, zone->zone.id, zone->soa_content, true);
     }
     if (qtype == QType::kAny || qtype == QType::kNs) {
       for (const std::string& ns : config_.nameservers) {
-        sink.add_text(qname, "NS", config_.ns_ttl, zone->zone.id, ns);
+        sink.add_text(qname, "NS", config_.ns_ttl, zone->zone.id, ns, true);
       }
     }
     return Status();
@@ -270,7 +337,7 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink) {
   if (qtype == QType::kAny && starts_with_smimecert(name)) {
     const ZoneEntry* parent = find_zone_lower(name.substr(kSmimecertLabel.size() + 1));
     if (parent != nullptr && parent->zone.has_records &&
-        !starts_with_smimecert(parent->zone.name)) {
+        !starts_with_smimecert(parent->zone.name) && (zone_id < 0 || zone_id == parent->zone.id)) {
       sink.add_ent(qname, parent->zone.id);
     }
   }
@@ -338,21 +405,40 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id
     store_.end_read();
     return s;
   }
+  // Overlay zones have no SOA or NS of ours. A zone that delegates its _smimecert child lists
+  // the NS and DS at the cut (a secondary of the parent alone then refers, instead of denying
+  // every owner); the child's records are the child's.
+  std::vector<ZoneListing::TextRecord> texts;
+  if (zone->zone.mode == ZoneMode::kAuthoritative) {
+    texts.push_back({zone->fqdn, "SOA", config_.soa.ttl, zone->soa_content, true});
+    for (const std::string& ns : config_.nameservers) {
+      texts.push_back({zone->fqdn, "NS", config_.ns_ttl, ns, true});
+    }
+  }
+  if (zone->child >= 0) {
+    const ZoneEntry& child = zones_[static_cast<std::size_t>(zone->child)];
+    for (const std::string& ns : config_.nameservers) {
+      texts.push_back({child.fqdn, "NS", config_.ns_ttl, ns, false});
+    }
+    auto ds = delegation_ds_of(child);
+    if (!ds.ok()) {
+      store_.end_read();
+      return ds.status();
+    }
+    for (const std::string& d : **ds) texts.push_back({child.fqdn, "DS", config_.ns_ttl, d, true});
+  }
   auto cursor = store_.open_zone_cursor(zone_id);
   if (!cursor.ok()) {
     store_.end_read();
     return cursor.status();
   }
   return std::unique_ptr<ZoneListing>(
-      new ZoneListing(store_, config_, *zone, std::move(cursor).value()));
+      new ZoneListing(store_, *zone, std::move(texts), std::move(cursor).value()));
 }
 
-ZoneListing::ZoneListing(Store& store, const Config& config, ZoneEntry zone,
+ZoneListing::ZoneListing(Store& store, ZoneEntry zone, std::vector<TextRecord> texts,
                          std::unique_ptr<ZoneCursor> cursor)
-    : store_(store), config_(config), zone_(std::move(zone)), cursor_(std::move(cursor)) {
-  // Overlay zones have no SOA or NS of ours.
-  if (zone_.zone.mode != ZoneMode::kAuthoritative) position_ = 1 + config_.nameservers.size();
-}
+    : store_(store), zone_(std::move(zone)), texts_(std::move(texts)), cursor_(std::move(cursor)) {}
 
 ZoneListing::~ZoneListing() {
   cursor_.reset();  // the statement first, then the transaction it reads in
@@ -361,14 +447,9 @@ ZoneListing::~ZoneListing() {
 
 Result<bool> ZoneListing::next(RecordSink& sink) {
   const std::int64_t id = zone_.zone.id;
-  if (position_ == 0) {
-    ++position_;
-    sink.add_text(zone_.fqdn, "SOA", config_.soa.ttl, id, zone_.soa_content);
-    return true;
-  }
-  if (position_ <= config_.nameservers.size()) {
-    sink.add_text(zone_.fqdn, "NS", config_.ns_ttl, id, config_.nameservers[position_ - 1]);
-    ++position_;
+  if (position_ < texts_.size()) {
+    const TextRecord& t = texts_[position_++];
+    sink.add_text(t.name, t.qtype, t.ttl, id, t.content, t.auth);
     return true;
   }
   RecordView rr;

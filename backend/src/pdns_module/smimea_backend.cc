@@ -42,6 +42,8 @@ smimea::QType to_qtype(const QType& qtype) {
       return smimea::QType::kNs;
     case QType::SMIMEA:
       return smimea::QType::kSmimea;
+    case QType::DS:
+      return smimea::QType::kDs;
     default:
       return smimea::QType::kOther;
   }
@@ -55,9 +57,9 @@ class ZoneRecordSink : public smimea::RecordSink {
   const DNSName* qname = nullptr;  // lookup(): the name as pdns asked it
 
   void add_text(std::string_view name, std::string_view qtype, std::uint32_t ttl,
-                std::int64_t zone_id, std::string_view content) override {
-    const uint16_t type = qtype == "SOA" ? QType::SOA : QType::NS;
-    auto& cache = type == QType::SOA ? soa_cache_ : ns_cache_;
+                std::int64_t zone_id, std::string_view content, bool auth) override {
+    const uint16_t type = qtype == "SOA" ? QType::SOA : qtype == "DS" ? QType::DS : QType::NS;
+    auto& cache = type == QType::SOA ? soa_cache_ : type == QType::DS ? ds_cache_ : ns_cache_;
     auto it = cache.find(content);
     if (it == cache.end()) {
       if (cache.size() > 100000) cache.clear();
@@ -68,6 +70,7 @@ class ZoneRecordSink : public smimea::RecordSink {
     }
     DNSZoneRecord& zr = next(name, zone_id, type, ttl);
     zr.dr.d_content = it->second;
+    zr.auth = auth;
   }
 
   void add_smimea(std::string_view name, std::int64_t zone_id,
@@ -115,7 +118,8 @@ class ZoneRecordSink : public smimea::RecordSink {
 
   static constexpr std::size_t kSmimeaCacheSize = 16;
   const DNSName root_{"."};  // the parser wants a name; the content does not keep it
-  std::map<std::string, std::shared_ptr<DNSRecordContent>, std::less<>> soa_cache_, ns_cache_;
+  std::map<std::string, std::shared_ptr<DNSRecordContent>, std::less<>> soa_cache_, ns_cache_,
+      ds_cache_;
   std::vector<std::pair<std::string, std::shared_ptr<DNSRecordContent>>> smimea_cache_;
   std::string wire_;
 };
@@ -173,12 +177,12 @@ class SmimeaBackend : public DNSBackend {
     transfer_ = std::make_unique<smimea::pdns_module::TransferCalls>(dnssec_->key_store());
   }
 
-  void lookup(const QType& qtype, const DNSName& qdomain, int /*zoneId*/,
+  void lookup(const QType& qtype, const DNSName& qdomain, int zoneId,
               DNSPacket* /*pkt_p*/) override {
     reset();
     name_text(qdomain, qname_text_);
     sink_.qname = &qdomain;
-    const smimea::Status s = answerer_->lookup(qname_text_, to_qtype(qtype), sink_);
+    const smimea::Status s = answerer_->lookup(qname_text_, to_qtype(qtype), sink_, zoneId);
     sink_.qname = nullptr;
     if (!s.ok()) {
       reset();

@@ -26,7 +26,7 @@ void Handler::handle(std::string_view line, std::string& out, ReplyStream* strea
   LookupRequest fast;
   if (parse_lookup_request(line, &fast)) {
     try {
-      lookup(fast.qname, fast.qtype, out);
+      lookup(fast.qname, fast.qtype, fast.zone_id, out);
     } catch (const std::exception& e) {
       error(out, std::string("lookup: internal error: ") + e.what());
     }
@@ -84,13 +84,14 @@ void Handler::lookup(const Request& req, std::string& out) {
   if (qname.empty() || qtype.empty()) {
     return fail(out, "lookup: qname and qtype must be non-empty strings");
   }
-  lookup(qname, qtype, out);
+  lookup(qname, qtype, req.int_param("zone-id", -1), out);
 }
 
-void Handler::lookup(std::string_view qname, std::string_view qtype, std::string& out) {
+void Handler::lookup(std::string_view qname, std::string_view qtype, std::int64_t zone_id,
+                     std::string& out) {
   ReplyWriter writer(out);
   writer.begin();
-  const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer);
+  const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer, zone_id);
   if (!s.ok()) return error(out, "lookup " + std::string(qname) + ": " + s.message());
   writer.end();
 }

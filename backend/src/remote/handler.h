@@ -43,7 +43,8 @@ class Handler {
   void fail(std::string& out, const std::string& message);
   void error(std::string& out, const std::string& message);
   void lookup(const Request& req, std::string& out);
-  void lookup(std::string_view qname, std::string_view qtype, std::string& out);
+  void lookup(std::string_view qname, std::string_view qtype, std::int64_t zone_id,
+              std::string& out);
   void list(const Request& req, std::string& out);
   void get_all_domains(std::string& out);
   void get_domain_info(const Request& req, std::string& out);

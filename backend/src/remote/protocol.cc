@@ -123,12 +123,17 @@ class LayoutCursor {
     rest_.remove_prefix(quote);
     return true;
   }
-  // -?(0|[1-9][0-9]*): a JSON integer; the layout's next piece rules out a fraction.
-  bool integer() {
-    if (!rest_.empty() && rest_.front() == '-') rest_.remove_prefix(1);
+  // -?(0|[1-9][0-9]*): a JSON integer into *value; the layout's next piece rules out a
+  // fraction. One that does not fit 64 bits is left to the JSON library.
+  bool integer(std::int64_t* value) {
+    const bool negative = !rest_.empty() && rest_.front() == '-';
+    if (negative) rest_.remove_prefix(1);
     std::size_t digits = 0;
     while (digits < rest_.size() && rest_[digits] >= '0' && rest_[digits] <= '9') ++digits;
-    if (digits == 0 || (digits > 1 && rest_.front() == '0')) return false;
+    if (digits == 0 || (digits > 1 && rest_.front() == '0') || digits > 18) return false;
+    std::int64_t v = 0;
+    for (std::size_t i = 0; i < digits; ++i) v = v * 10 + (rest_[i] - '0');
+    *value = negative ? -v : v;
     rest_.remove_prefix(digits);
     return true;
   }
@@ -152,7 +157,7 @@ bool parse_lookup_request(std::string_view line, LookupRequest* out) {
                        in.string_content(&req.qtype) && in.literal(R"(", "real-remote": ")") &&
                        in.string_content(&ignored) && in.literal(R"(", "remote": ")") &&
                        in.string_content(&ignored) && in.literal(R"(", "zone-id": )") &&
-                       in.integer() && in.literal("}}") && in.at_end();
+                       in.integer(&req.zone_id) && in.literal("}}") && in.at_end();
   if (!matched || req.qname.empty() || req.qtype.empty()) return false;
   *out = req;
   return true;
@@ -212,7 +217,7 @@ void ReplyWriter::open_record(std::string_view qname, std::string_view qtype) {
   out_.append("\",\"content\":");
 }
 
-void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
+void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id, bool auth) {
   char digits[24];
   out_.append(",\"ttl\":");
   out_.append(digits, static_cast<std::size_t>(
@@ -220,7 +225,7 @@ void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
   out_.append(",\"domain_id\":");
   out_.append(digits, static_cast<std::size_t>(
                           std::to_chars(digits, digits + sizeof digits, zone_id).ptr - digits));
-  out_.append(",\"auth\":1}");
+  out_.append(auth ? ",\"auth\":1}" : ",\"auth\":0}");
   if (stream_ != nullptr && out_.size() >= flush_bytes_) {
     // After a failed send the rest is dropped: the peer is gone, the caller stops.
     if (!failed_ && !stream_->send(out_)) failed_ = true;
@@ -230,10 +235,10 @@ void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id) {
 }
 
 void ReplyWriter::add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
-                           std::int64_t zone_id, std::string_view content) {
+                           std::int64_t zone_id, std::string_view content, bool auth) {
   open_record(qname, qtype);
   append_json_string(out_, content);
-  close_record(ttl, zone_id);
+  close_record(ttl, zone_id, auth);
 }
 
 void ReplyWriter::add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) {

@@ -35,6 +35,7 @@ Result<Request> parse_request(std::string_view line);
 struct LookupRequest {
   std::string_view qname;  // views into the line
   std::string_view qtype;
+  std::int64_t zone_id = -1;
 };
 
 // Fills *out and returns true if line is a lookup request exactly as pdns writes it (json11:
@@ -79,13 +80,13 @@ class ReplyWriter : public RecordSink {
   bool stream_failed() const { return failed_; }  // the peer went away while sending
 
   void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
-                std::int64_t zone_id, std::string_view content) override;
+                std::int64_t zone_id, std::string_view content, bool auth) override;
   void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override;
   void add_ent(std::string_view qname, std::int64_t zone_id) override;
 
  private:
   void open_record(std::string_view qname, std::string_view qtype);
-  void close_record(std::uint32_t ttl, std::int64_t zone_id);
+  void close_record(std::uint32_t ttl, std::int64_t zone_id, bool auth = true);
 
   std::string& out_;
   ReplyStream* stream_;

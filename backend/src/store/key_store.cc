@@ -124,11 +124,15 @@ Status KeyStore::bump_serial(std::int64_t zone_id) {
     return Status();
   }
   // The same rule as smimea-ctl's changes: forward to the current time, or +1 (RFC 1982).
+  // A _smimecert.<domain> zone's parent <domain> in the store moves too: it publishes the DS
+  // computed from this zone's keys (Answerer, "delegations").
   Statement& s = impl_->bump_serial;
-  SMIMEA_RETURN_IF_ERROR(
-      s.prepare(impl_->db.get(),
-                "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
-                "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
+  SMIMEA_RETURN_IF_ERROR(s.prepare(
+      impl_->db.get(),
+      "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 ELSE "
+      "(serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1 OR (mode = 'authoritative' "
+      "AND name = (SELECT substr(c.name, 12) FROM zones c WHERE c.id = ?1 AND c.mode = "
+      "'authoritative' AND substr(c.name, 1, 11) = '_smimecert.'))"));
   s.bind(1, zone_id);
   s.bind(2, static_cast<std::int64_t>(std::time(nullptr)));
   if (s.step() != SQLITE_DONE) return impl_->error("bump serial");

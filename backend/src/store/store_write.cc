@@ -130,7 +130,9 @@ Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind
   auto count = move_certificates(impl_->db.get(), "zone_id = ?2 AND domain = ?3", zone->id,
                                  parent->id, domain);
   if (!count.ok()) return count.status();
-  if (*count > 0) impl_->touched_zones.insert(parent->id);  // the new zone's serial is new
+  // The parent's answers change even without certificates moving: it now delegates the zone
+  // (NS and DS at the cut). The new zone's serial is new.
+  impl_->touched_zones.insert(parent->id);
   if (moved != nullptr) *moved = *count;
   return zone;
 }
@@ -192,7 +194,7 @@ Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
                                                       "zone set-case)"));
       auto count = move_certificates(db, "zone_id = ?2", parent->id, zone->id);
       if (!count.ok()) return count.status();
-      if (*count > 0) impl_->touched_zones.insert(parent->id);
+      impl_->touched_zones.insert(parent->id);  // no delegation any more
       if (moved != nullptr) *moved = *count;
     }
   }

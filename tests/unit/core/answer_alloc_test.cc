@@ -76,7 +76,7 @@ namespace {
 class CountingSink : public RecordSink {
  public:
   void add_text(std::string_view, std::string_view, std::uint32_t, std::int64_t,
-                std::string_view content) override {
+                std::string_view content, bool) override {
     ++records;
     bytes += content.size();
   }

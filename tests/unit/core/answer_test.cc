@@ -19,13 +19,13 @@ namespace {
 using test::new_certificate;
 using test::StoreFixture;
 
-// Records as "qname TYPE ttl content", SMIMEA content as "u s m hex".
+// Records as "qname TYPE ttl content[ (not auth)]", SMIMEA content as "u s m hex".
 class Lines : public RecordSink {
  public:
   void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
-                std::int64_t zone_id, std::string_view content) override {
+                std::int64_t zone_id, std::string_view content, bool auth) override {
     lines.push_back(std::string(qname) + " " + std::string(qtype) + " " + std::to_string(ttl) +
-                    " " + std::string(content));
+                    " " + std::string(content) + (auth ? "" : " (not auth)"));
     zone_ids.push_back(zone_id);
   }
   void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override {
@@ -249,6 +249,53 @@ TEST_F(AnswerTest, ASmimecertZoneAddedLaterServesTheDomainsOwners) {
   // Both apexes answer.
   EXPECT_EQ(lookup("example.com.", QType::kSoa).size(), 1u);
   EXPECT_EQ(lookup("_smimecert.example.com.", QType::kSoa).size(), 1u);
+}
+
+// Issue 17 (1): a zone and its _smimecert child form a delegation; answers follow pdns's zone
+// id. (The DS from the child's keys: dnskey_test.cc and test_delegation.py.)
+TEST_F(AnswerTest, RegressIssue17TheParentDelegatesItsSmimecertChild) {
+  auto writer = Store::open(fixture_.path(), StoreOptions{});
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->begin().ok());
+  auto sub = (*writer)->add_zone("_smimecert.example.com", ZoneMode::kAuthoritative);
+  ASSERT_TRUE(sub.ok()) << sub.status().message();
+  ASSERT_TRUE((*writer)->commit().ok());
+  ASSERT_TRUE(answerer_.refresh().ok());
+  const std::int64_t parent = zones_[0].id, child = sub->id;
+  auto ask = [&](std::string_view qname, QType qtype, std::int64_t zone_id) {
+    Lines sink;
+    EXPECT_TRUE(answerer_.lookup(qname, qtype, sink, zone_id).ok());
+    return sink.lines;
+  };
+  const std::string cut = "_smimecert.example.com.";
+  // In the parent's context: the delegation point, NS not authoritative, no SOA, no DS (the
+  // child has no keys: an insecure delegation).
+  EXPECT_EQ(ask(cut, QType::kAny, parent), (Lines_{cut + " NS 7200 ns1.example.net. (not auth)",
+                                                   cut + " NS 7200 ns2.example.net. (not auth)"}));
+  EXPECT_TRUE(ask(cut, QType::kSoa, parent).empty());
+  EXPECT_TRUE(ask(cut, QType::kDs, parent).empty());
+  // In the child's context, or without one: the child's apex.
+  EXPECT_EQ(ask(cut, QType::kSoa, child),
+            Lines_{cut + " SOA 1800 " + soa("_smimecert.example.com")});
+  EXPECT_EQ(ask(cut, QType::kSoa, -1).size(), 1u);
+  // Below the cut the parent has nothing; the child has the owners.
+  const std::string qname = std::string(kAlice) + "._smimecert.example.com.";
+  EXPECT_TRUE(ask(qname, QType::kAny, parent).empty());
+  EXPECT_EQ(ask(qname, QType::kAny, child).size(), 1u);
+  EXPECT_EQ(ask(qname, QType::kAny, -1).size(), 1u);
+  // Another zone's id (of ours, or another backend's): nothing for authoritative zones.
+  EXPECT_TRUE(ask("example.com.", QType::kAny, zones_[3].id).empty());
+  EXPECT_TRUE(ask(qname, QType::kAny, 987654).empty());
+  // Overlay zones are asked with the owning backend's ids.
+  EXPECT_EQ(ask(std::string(kAlice) + "._smimecert.example.net.", QType::kAny, 987654).size(), 1u);
+  // The parent's transfer carries the cut.
+  Lines listed;
+  ASSERT_TRUE(answerer_.list(parent, listed).ok());
+  EXPECT_EQ(listed.lines, (Lines_{"example.com. SOA 1800 " + soa("example.com"),
+                                  "example.com. NS 7200 ns1.example.net.",
+                                  "example.com. NS 7200 ns2.example.net.",
+                                  cut + " NS 7200 ns1.example.net. (not auth)",
+                                  cut + " NS 7200 ns2.example.net. (not auth)"}));
 }
 
 // Gives every b-tree page of `table` an invalid page type, as a bad sector would: reading

@@ -40,7 +40,7 @@ void fill(ReplyWriter& w, int n) {
   rr.ttl = 300;
   rr.data = kData;
   rr.size = sizeof kData;
-  w.add_text("example.com.", "SOA", 3600, 7, "ns1.example.net. h.example.net. 1 2 3 4 5");
+  w.add_text("example.com.", "SOA", 3600, 7, "ns1.example.net. h.example.net. 1 2 3 4 5", true);
   for (int i = 0; i < n; ++i) {
     w.add_smimea("r" + std::to_string(i) + "._smimecert.example.com.", 7, rr);
   }
@@ -74,7 +74,7 @@ TEST(ReplyWriter, EveryRecordReadsBackAsWritten) {
   std::string out;
   ReplyWriter w(out);
   w.begin();
-  for (const Rec& r : recs) w.add_text(r.qname, r.qtype, r.ttl, r.zone_id, "c");
+  for (const Rec& r : recs) w.add_text(r.qname, r.qtype, r.ttl, r.zone_id, "c", true);
   w.end();
   auto parsed = nlohmann::json::parse(out);
   ASSERT_EQ(parsed["result"].size(), recs.size());

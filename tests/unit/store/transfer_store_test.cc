@@ -81,7 +81,7 @@ class CountVisitor : public RecordVisitor {
 class Lines : public RecordSink {
  public:
   void add_text(std::string_view qname, std::string_view qtype, std::uint32_t, std::int64_t,
-                std::string_view content) override {
+                std::string_view content, bool) override {
     lines.push_back(std::string(qname) + " " + std::string(qtype) + " " + std::string(content));
   }
   void add_smimea(std::string_view qname, std::int64_t, const RecordView& rr) override {
