@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (smimea::remote::parse_lookup_request(line, &fast)) {
     auto ref = smimea::remote::parse_request(line);
     if (!ref.ok() || ref->method != "lookup" || ref->string_param("qname") != fast.qname ||
-        ref->string_param("qtype") != fast.qtype) {
+        ref->string_param("qtype") != fast.qtype || ref->int_param("zone-id", -1) != fast.zone_id) {
       __builtin_trap();
     }
   }

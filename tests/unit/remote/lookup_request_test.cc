@@ -26,6 +26,7 @@ void expect_agrees(const std::string& line) {
   EXPECT_EQ(ref->method, "lookup");
   EXPECT_EQ(fast.qname, ref->string_param("qname"));
   EXPECT_EQ(fast.qtype, ref->string_param("qtype"));
+  EXPECT_EQ(fast.zone_id, ref->int_param("zone-id", -1));
 }
 
 TEST(LookupRequest, ReadsPdnsLine) {
@@ -33,6 +34,7 @@ TEST(LookupRequest, ReadsPdnsLine) {
   ASSERT_TRUE(parse_lookup_request(kPdnsLine, &fast));
   EXPECT_EQ(fast.qname, "Www.Example.com.");
   EXPECT_EQ(fast.qtype, "ANY");
+  EXPECT_EQ(fast.zone_id, 7);
   expect_agrees(kPdnsLine);
 }
 
@@ -44,6 +46,7 @@ TEST(LookupRequest, ReadsPdnsLinesFromAnyAddressAndZone) {
   ASSERT_TRUE(parse_lookup_request(line, &fast));
   EXPECT_EQ(fast.qname, "a.example.");
   EXPECT_EQ(fast.qtype, "SMIMEA");
+  EXPECT_EQ(fast.zone_id, -1);
   expect_agrees(line);
 }
 
