@@ -74,8 +74,11 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
         out << "moved " << moved << " certificate(s) of " << parent << " from zone " << parent
             << " into it\n";
       }
-      if (starts_with_smimecert(zone->name) && zone->mode == ZoneMode::kAuthoritative &&
-          store.find_zone(zone->name.substr(kSmimecertLabel.size() + 1)).ok()) {
+      auto parent_zone = starts_with_smimecert(zone->name)
+                             ? store.find_zone(zone->name.substr(kSmimecertLabel.size() + 1))
+                             : Result<Zone>(Status::not_found(zone->name, "no parent"));
+      if (zone->mode == ZoneMode::kAuthoritative && parent_zone.ok() &&
+          parent_zone->mode == ZoneMode::kAuthoritative) {
         out << "note: a parent zone in the store now delegates it; run pdns_control rediscover "
                "so that pdns answers below the cut from the new zone at once (README, "
                "\"Delegated _smimecert zones\")\n";

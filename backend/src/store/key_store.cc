@@ -143,24 +143,9 @@ Status KeyStore::bump_serial(std::int64_t zone_id) {
 Result<std::vector<DomainKey>> KeyStore::get_domain_keys(std::string_view zone) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
-  Statement& s = impl_->get_keys;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
-                                   "SELECT id, flags, active, published, content FROM "
-                                   "domain_keys WHERE zone_id = ?1 ORDER BY id"));
-  s.bind(1, *zone_id);
   std::vector<DomainKey> keys;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    DomainKey k;
-    k.id = s.int64(0);
-    k.flags = static_cast<std::uint32_t>(s.int64(1));
-    k.active = s.int64(2) != 0;
-    k.published = s.int64(3) != 0;
-    k.content.assign(s.text(4));
-    keys.push_back(std::move(k));
-  }
-  s.reset();
-  if (rc != SQLITE_DONE) return impl_->error("get keys of " + normalize_zone(zone));
+  SMIMEA_RETURN_IF_ERROR(detail::read_domain_keys(impl_->db.get(), impl_->get_keys, *zone_id, &keys)
+                             .with_context(normalize_zone(zone)));
   return keys;
 }
 

@@ -270,24 +270,7 @@ void Store::end_read() noexcept {
 
 Status Store::zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys) {
   Statement s;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
-                                   "SELECT id, flags, active, published, content FROM domain_keys "
-                                   "WHERE zone_id = ?1 ORDER BY id"));
-  s.bind(1, zone_id);
-  std::vector<DomainKey> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) {
-    DomainKey k;
-    k.id = s.int64(0);
-    k.flags = static_cast<std::uint32_t>(s.int64(1));
-    k.active = s.int64(2) != 0;
-    k.published = s.int64(3) != 0;
-    k.content.assign(s.text(4));
-    out.push_back(std::move(k));
-  }
-  if (rc != SQLITE_DONE) return impl_->error("read keys of zone " + std::to_string(zone_id));
-  *keys = std::move(out);
-  return Status();
+  return detail::read_domain_keys(impl_->db.get(), s, zone_id, keys);
 }
 
 Result<Zone> Store::find_zone(std::string_view name) {

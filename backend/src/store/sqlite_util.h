@@ -10,7 +10,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "smimea/key_store.h"
 #include "smimea/status.h"
 
 namespace smimea::detail {
@@ -167,6 +169,31 @@ inline Status check_schema_version(const std::string& path, std::int64_t version
                   ": upgrade smimea, or restart what still runs the old version (pdns_server "
                   "with the native module or the pipe connector, smimea-backend)");
   }
+  return Status();
+}
+
+// The DNSSEC keys of a zone, by id, with s (prepared here on first use): for pdns's
+// getDomainKeys (KeyStore) and for the DS a parent publishes (Store::zone_keys).
+inline Status read_domain_keys(sqlite3* db, Statement& s, std::int64_t zone_id,
+                               std::vector<DomainKey>* keys) {
+  SMIMEA_RETURN_IF_ERROR(s.prepare(db,
+                                   "SELECT id, flags, active, published, content FROM "
+                                   "domain_keys WHERE zone_id = ?1 ORDER BY id"));
+  s.bind(1, zone_id);
+  std::vector<DomainKey> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    DomainKey k;
+    k.id = s.int64(0);
+    k.flags = static_cast<std::uint32_t>(s.int64(1));
+    k.active = s.int64(2) != 0;
+    k.published = s.int64(3) != 0;
+    k.content.assign(s.text(4));
+    out.push_back(std::move(k));
+  }
+  s.reset();
+  if (rc != SQLITE_DONE) return sqlite_error(db, "read keys of zone " + std::to_string(zone_id));
+  *keys = std::move(out);
   return Status();
 }
 
