@@ -164,8 +164,8 @@ bool DnssecCalls::get_before_and_after_names_absolute(uint32_t id, const DNSName
   }
   KeyStoreOwnerReader reader(keys_, zone->zone.id);
   // A delegated _smimecert child is a name of the parent (the cut), records or not.
-  auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records || zone->child >= 0, labels,
-                           reader);
+  auto n =
+      nsec_neighbours(zone->zone.name, zone->zone.has_records || zone->child >= 0, labels, reader);
   if (!n.ok()) return read_failed("getBeforeAndAfterNamesAbsolute", zone->zone.name, n.status());
   // Relative names; DNSBackend::getBeforeAndAfterNames appends the zone. The apex is the root.
   before = n->before.empty() ? DNSName(".") : DNSName(n->before);

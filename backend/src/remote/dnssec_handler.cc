@@ -235,8 +235,8 @@ void Handler::get_before_and_after_names(const Request& req, std::string& out) {
   }
   KeyStoreOwnerReader reader(key_store(), zone->zone.id);
   // A delegated _smimecert child is a name of the parent (the cut), records or not.
-  auto n = nsec_neighbours(zone->zone.name, zone->zone.has_records || zone->child >= 0, *labels,
-                           reader);
+  auto n =
+      nsec_neighbours(zone->zone.name, zone->zone.has_records || zone->child >= 0, *labels, reader);
   if (!n.ok()) return error(out, "getBeforeAndAfterNamesAbsolute: " + n.status().message());
   // Names relative to the zone; pdns appends the zone ("" is the apex).
   write_result(out, {{"unhashed", n->before}, {"before", n->before}, {"after", n->after}});
