@@ -138,13 +138,18 @@ class Answerer {
   Status list(std::int64_t zone_id, RecordSink& sink);
 
   // The same records, to be pulled one by one (see ZoneListing). Reloads the zone table in
-  // the listing's snapshot first. NotFound if there is no such zone, or if name is given and
-  // the zone with that id in the snapshot has another name (an id reused after a zone was
-  // removed while its transfer was being set up).
-  Result<std::unique_ptr<ZoneListing>> open_listing(std::int64_t zone_id,
-                                                    std::string_view name = {});
+  // the listing's snapshot first. NotFound if there is no such zone.
+  Result<std::unique_ptr<ZoneListing>> open_listing(std::int64_t zone_id);
 
-  // The zone table as of the last refresh(), sorted by name.
+  // What pdns's list call (AXFR-out) gets: the listing of zone_name (any case, trailing dot
+  // optional), chosen by name in the listing's snapshot, never by pdns's domain id (another
+  // backend's, or reused after a zone was removed). NotFound unless it is one of our
+  // authoritative zones: overlay zones belong to the backend that owns them.
+  Result<std::unique_ptr<ZoneListing>> open_transfer(std::string_view zone_name);
+
+  // The zone table as of the last refresh(), sorted by name. Entries and pointers to them are
+  // valid until the next call that may reload it (refresh, lookup, list, open_listing,
+  // open_transfer): read what you need from an entry before making one.
   const std::vector<ZoneEntry>& zones() const { return zones_; }
   const ZoneEntry* find_zone(std::string_view name) const;  // any case, trailing dot optional
   const ZoneEntry* find_zone_by_id(std::int64_t id) const;
@@ -184,6 +189,10 @@ class Answerer {
   Result<const std::vector<std::string>*> delegation_ds_of(const ZoneEntry& child);
   Status answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
                     const ZoneEntry& child, RecordSink& sink);
+  // Opens a listing of the zone pick() chooses from the table reloaded in the listing's
+  // snapshot (nullptr: NotFound, described by what).
+  template <typename Pick>
+  Result<std::unique_ptr<ZoneListing>> open_listing_of(const std::string& what, Pick pick);
 
   Store& store_;
   const Config& config_;

@@ -388,19 +388,30 @@ Status Answerer::list(std::int64_t zone_id, RecordSink& sink) {
   }
 }
 
-Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id,
-                                                            std::string_view name) {
+Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id) {
+  return open_listing_of("zone id " + std::to_string(zone_id),
+                         [this, zone_id] { return find_zone_by_id(zone_id); });
+}
+
+Result<std::unique_ptr<ZoneListing>> Answerer::open_transfer(std::string_view zone_name) {
+  // A copy: the caller's view may point into the table that the snapshot's reload replaces.
+  const std::string name(strip_trailing_dot(zone_name));
+  return open_listing_of(name, [this, &name]() -> const ZoneEntry* {
+    const ZoneEntry* zone = find_zone(name);
+    return zone != nullptr && zone->zone.mode == ZoneMode::kAuthoritative ? zone : nullptr;
+  });
+}
+
+template <typename Pick>
+Result<std::unique_ptr<ZoneListing>> Answerer::open_listing_of(const std::string& what, Pick pick) {
   std::lock_guard<std::mutex> lock(hold_mutex_);
   end_hold();
   SMIMEA_RETURN_IF_ERROR(store_.begin_read());
   // The zone table and the records come from the same snapshot, so a listing never pairs an
   // old SOA serial with newer records.
   Status s = check_for_changes();
-  const ZoneEntry* zone = s.ok() ? find_zone_by_id(zone_id) : nullptr;
-  if (zone != nullptr && !name.empty() && zone->zone.name != name) zone = nullptr;
-  if (s.ok() && zone == nullptr) {
-    s = Status::not_found("zone id " + std::to_string(zone_id), "no such zone");
-  }
+  const ZoneEntry* zone = s.ok() ? pick() : nullptr;
+  if (s.ok() && zone == nullptr) s = Status::not_found(what, "no such zone");
   if (!s.ok()) {
     store_.end_read();
     return s;
@@ -427,7 +438,7 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_listing(std::int64_t zone_id
     }
     for (const std::string& d : **ds) texts.push_back({child.fqdn, "DS", config_.ns_ttl, d, true});
   }
-  auto cursor = store_.open_zone_cursor(zone_id);
+  auto cursor = store_.open_zone_cursor(zone->zone.id);
   if (!cursor.ok()) {
     store_.end_read();
     return cursor.status();

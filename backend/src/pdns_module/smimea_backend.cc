@@ -212,14 +212,9 @@ class SmimeaBackend : public DNSBackend {
 
   bool list(const DNSName& target, int /*domain_id*/, bool /*include_disabled*/) override {
     reset();
-    refresh();
-    // By name only, and only zones we own: pdns's domain_id may be another backend's, or the
-    // id of a zone removed since (ids are reused).
-    const smimea::ZoneEntry* zone = answerer_->find_zone(target.toStringNoDot());
-    if (zone == nullptr || zone->zone.mode != smimea::ZoneMode::kAuthoritative) return false;
     // A pull cursor: get() builds one record at a time from one read snapshot, so a zone
     // transfer costs the same memory whatever the zone's size (see ZoneListing).
-    auto listing = answerer_->open_listing(zone->zone.id, zone->zone.name);
+    auto listing = answerer_->open_transfer(target.toStringNoDot());
     if (!listing.ok()) {
       if (listing.status().is_not_found()) return false;
       throw DBException("smimea: list " + target.toLogString() + ": " + listing.status().message());

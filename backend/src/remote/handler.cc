@@ -98,16 +98,9 @@ void Handler::lookup(std::string_view qname, std::string_view qtype, std::int64_
 
 void Handler::list(const Request& req, std::string& out) {
   const std::string_view zonename = req.string_param("zonename");
-  if (Status s = answerer_.refresh(); !s.ok()) return fail(out, "list: " + s.message());
-  // By name only, and only zones we own: pdns's domain_id may be another backend's, or the id
-  // of a zone removed since (ids are reused).
-  const ZoneEntry* zone = answerer_.find_zone(zonename);
-  if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative) {
-    return write_result(out, false);
-  }
   // One read transaction for the whole reply, records pulled one at a time and sent in
   // pieces of ReplyWriter::kFlushBytes: a zone of any size in bounded memory.
-  auto listing = answerer_.open_listing(zone->zone.id, zone->zone.name);
+  auto listing = answerer_.open_transfer(zonename);
   if (!listing.ok()) {
     if (listing.status().is_not_found()) return write_result(out, false);
     return fail(out, "list " + std::string(zonename) + ": " + listing.status().message());
