@@ -55,6 +55,9 @@ bool certificate_names(const Certificate& cert, const MailAddress& addr,
 // for matching type 0, that selector 0 data is a certificate and selector 1 data an SPKI.
 Status check_association_data(const RecordParams& params, const Bytes& data);
 
+// A time as ISO 8601 UTC, e.g. "2027-01-31T12:00:00Z" (validity dates in messages).
+std::string format_time(std::int64_t epoch_seconds);
+
 // Parses a DER certificate (as published in a 3 0 0 record).
 Result<Certificate> parse_der_certificate(const Bytes& der);
 

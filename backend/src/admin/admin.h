@@ -37,8 +37,6 @@ std::string file_type(unsigned mode);
 // symbolic link to one is followed); a FIFO, socket or device is refused without blocking.
 Result<std::string> read_input(const std::string& path, std::size_t max_bytes);
 
-std::string format_time(std::int64_t epoch_seconds);  // "2027-01-31T12:00:00Z"
-
 // Each registers its subcommands; the chosen one stores its exit code in ctx.exit_code.
 void add_zone_commands(CLI::App& app, Context& ctx);
 void add_cert_commands(CLI::App& app, Context& ctx);

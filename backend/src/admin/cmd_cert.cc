@@ -16,6 +16,7 @@
 #include "smimea/cert.h"
 #include "smimea/hex.h"
 #include "smimea/owner_name.h"
+#include "smimea/provision.h"
 
 namespace smimea::admin {
 namespace {
@@ -36,269 +37,71 @@ struct CertOptions {
   std::string fingerprint;
 };
 
-// The (usage, selector, matching type) sets to publish: --record sets, plus one set from
-// --usage/--selector/--matching-type (each defaulting to 3 0 0), or the config's list.
-Result<std::vector<RecordParams>> record_params(const CertOptions& o, const Config& config) {
-  std::vector<RecordParams> out;
+// The options of a publish: --record sets, plus one set from --usage/--selector/
+// --matching-type (each defaulting to 3 0 0); none: the config's default-records.
+Result<PublishOptions> publish_options(const CertOptions& o) {
+  PublishOptions out;
   for (const std::string& text : o.records) {
-    int u = -1, s = -1, m = -1;
-    char extra = 0;
-    std::string normalized = text;
-    std::replace(normalized.begin(), normalized.end(), ',', ' ');
-    if (std::sscanf(normalized.c_str(), "%d %d %d %c", &u, &s, &m, &extra) != 3) {
-      return Status::invalid_argument("--record " + text,
-                                      "expected 'USAGE SELECTOR MATCHING-TYPE'");
-    }
-    auto p = make_record_params(u, s, m);
-    if (!p) return Status::invalid_argument("--record " + text, "out of range (0-3 0-1 0-2)");
-    out.push_back(*p);
+    auto p = parse_record_params(text);
+    if (!p.ok()) return p.status().with_context("--record");
+    out.records.push_back(*p);
   }
   if (o.usage >= 0 || o.selector >= 0 || o.matching_type >= 0) {
     auto p = make_record_params(o.usage >= 0 ? o.usage : 3, o.selector >= 0 ? o.selector : 0,
                                 o.matching_type >= 0 ? o.matching_type : 0);
     if (!p) return Status::invalid_argument("record parameters", "out of range");
-    out.push_back(*p);
+    out.records.push_back(*p);
   }
-  if (out.empty()) out = config.default_records;
-  std::vector<RecordParams> unique;
-  for (const auto& p : out) {
-    if (std::find(unique.begin(), unique.end(), p) == unique.end()) unique.push_back(p);
-  }
-  return unique;
-}
-
-// Usages 1 and 3 name the address's own certificate; 0 and 2 the CA that issued it, a trust
-// anchor (RFC 6698 section 2.1.1).
-bool is_end_entity_usage(const RecordParams& p) {
-  return p.usage == Usage::kPkixEe || p.usage == Usage::kDaneEe;
-}
-bool any_end_entity_usage(const std::vector<RecordParams>& params) {
-  return std::any_of(params.begin(), params.end(), is_end_entity_usage);
-}
-bool any_anchor_usage(const std::vector<RecordParams>& params) {
-  return !std::all_of(params.begin(), params.end(), is_end_entity_usage);
-}
-
-// The zone a mail domain's records go into: a delegated _smimecert.<domain> zone, else the
-// domain's own zone.
-Result<Zone> zone_for(Store& store, const std::string& domain) {
-  auto sub = store.find_zone(std::string(kSmimecertLabel) + "." + domain);
-  if (sub.ok() || !sub.status().is_not_found()) return sub;
-  auto zone = store.find_zone(domain);
-  if (zone.ok() || !zone.status().is_not_found()) return zone;
-  return Status::invalid_argument(domain,
-                                  "no zone in the store for this domain (add one with "
-                                  "smimea-ctl zone add " +
-                                      domain + " or _smimecert." + domain + ")");
-}
-
-// The reasons a certificate may not be published for addr; empty if it may. An anchor (a CA
-// of the address's chain, published with usage 0 or 2 only) need not name the address.
-// Overridable problems go to *overridden (as warnings) when their override flag is set.
-std::string check_publishable(const Certificate& cert, const MailAddress& addr,
-                              const std::vector<RecordParams>& params, const CertOptions& o,
-                              const Zone& zone, std::vector<std::string>* overridden,
-                              bool anchor = false) {
-  const std::int64_t now = std::time(nullptr);
-  if (!anchor && !certificate_names(cert, addr, zone.case_sensitive)) {
-    const std::string why =
-        "certificate does not name " + addr.to_string() +
-        " (no matching SAN rfc822Name, SmtpUTF8Mailbox or emailAddress" +
-        (zone.case_sensitive ? "; zone " + zone.name + " compares local-parts exactly)" : ")");
-    if (!o.force) return why + "; --force publishes it anyway";
-    overridden->push_back(why);
-  }
-  if (cert.not_after < now) {
-    const std::string why = "certificate expired on " + format_time(cert.not_after);
-    if (!o.allow_expired) return why + "; --allow-expired publishes it anyway";
-    overridden->push_back(why);
-  }
-  if (cert.is_ca && any_end_entity_usage(params)) {
-    const std::string why = "certificate is a CA certificate, but usage 1/3 is for end entities";
-    if (!o.force) return why + "; --force publishes it anyway";
-    overridden->push_back(why);
-  }
-  if (!cert.is_ca && any_anchor_usage(params)) {
-    const std::string why =
-        "certificate is not a CA certificate, but usage 0/2 is for the CA that issued the "
-        "address's certificate (give the chain with the CA in it)";
-    if (!o.force) return why + "; --force publishes it anyway";
-    overridden->push_back(why);
-  }
-  return {};
-}
-
-std::uint32_t ttl_for(const CertOptions& o, const Config& config) {
-  return o.ttl >= 0 ? static_cast<std::uint32_t>(o.ttl) : config.default_ttl;
-}
-
-// The rows to add for cert at addr in zone: the mailbox's owner names as the zone compares
-// local-parts (no lower-cased variant in a case-sensitive zone), the TTL as asked for.
-NewCertificate new_certificate(const Certificate& cert, const MailAddress& addr, const Zone& zone,
-                               const std::vector<RecordParams>& params, const CertOptions& o,
-                               const Config& config) {
-  NewCertificate n = make_new_certificate(cert, addr, params, ttl_for(o, config),
-                                          config.lowercase_variant && !zone.case_sensitive);
-  n.ttl_explicit = o.ttl >= 0;
-  return n;
-}
-
-// The mailbox addr belongs to in zone: addr itself, or the spelling the zone stores the
-// mailbox under (another letter case of it, unless the zone is case-sensitive).
-Result<MailAddress> mailbox_of(Store& store, const Zone& zone, const MailAddress& addr) {
-  auto stored = store.mailbox_address(zone, addr.to_string());
-  if (!stored.ok()) return stored.status();
-  if (!*stored || **stored == addr.to_string()) return addr;
-  return parse_address(**stored);
-}
-
-struct Chosen {
-  const Certificate* cert;
-  std::vector<RecordParams> params;
-  bool anchor;  // published for the address's chain only (usage 0/2)
-  std::vector<std::string> warnings;
-};
-
-// A bundle may carry the chain. End-entity usages (1, 3) go to the certificates that name the
-// address (the end-entity ones, if there are any), anchor usages (0, 2) to the CA certificates
-// that issued them, up the chain as far as the bundle goes (all of the bundle's CAs when it
-// has no end-entity certificate for the address). With none of the kind, the first
-// certificate is taken, which check_publishable refuses without --force.
-std::vector<Chosen> choose_certificates(const std::vector<Certificate>& certs,
-                                        const MailAddress& addr,
-                                        const std::vector<RecordParams>& params,
-                                        bool case_sensitive) {
-  auto names = [&](const Certificate& c) { return certificate_names(c, addr, case_sensitive); };
-  std::vector<const Certificate*> leaves;
-  for (const Certificate& c : certs) {
-    if (names(c) && !c.is_ca) leaves.push_back(&c);
-  }
-  std::vector<const Certificate*> issuers;  // of the leaves, up the chain
-  std::vector<std::string> wanted_subjects;
-  for (const Certificate* leaf : leaves) wanted_subjects.push_back(leaf->issuer);
-  for (bool found = true; found;) {
-    found = false;
-    for (const Certificate& c : certs) {
-      if (!c.is_ca || std::find(issuers.begin(), issuers.end(), &c) != issuers.end()) continue;
-      if (std::find(wanted_subjects.begin(), wanted_subjects.end(), c.subject) ==
-          wanted_subjects.end()) {
-        continue;
-      }
-      issuers.push_back(&c);
-      wanted_subjects.push_back(c.issuer);
-      found = true;
-    }
-  }
-  std::vector<Chosen> to_add;
-  auto choose = [&](bool anchor, auto&& wanted) {
-    std::vector<RecordParams> kind;
-    for (const RecordParams& p : params) {
-      if (is_end_entity_usage(p) != anchor) kind.push_back(p);
-    }
-    if (kind.empty()) return;
-    std::vector<const Certificate*> certs_of_kind;
-    for (const Certificate& c : certs) {
-      if (wanted(c)) certs_of_kind.push_back(&c);
-    }
-    if (certs_of_kind.empty()) certs_of_kind.push_back(&certs.front());
-    for (const Certificate* c : certs_of_kind) {
-      auto same =
-          std::find_if(to_add.begin(), to_add.end(), [&](const Chosen& x) { return x.cert == c; });
-      if (same == to_add.end()) {
-        to_add.push_back({c, kind, anchor, {}});
-      } else {  // a certificate of both kinds: checked against all its usages
-        same->params.insert(same->params.end(), kind.begin(), kind.end());
-        same->anchor = false;
-      }
-    }
-  };
-  choose(false, [&](const Certificate& c) {
-    return leaves.empty() ? names(c) : std::find(leaves.begin(), leaves.end(), &c) != leaves.end();
-  });
-  choose(true, [&](const Certificate& c) {
-    return leaves.empty() ? c.is_ca
-                          : std::find(issuers.begin(), issuers.end(), &c) != issuers.end();
-  });
-  return to_add;
+  if (o.ttl >= 0) out.ttl = static_cast<std::uint32_t>(o.ttl);
+  out.force = o.force;
+  out.allow_expired = o.allow_expired;
+  return out;
 }
 
 int cert_add(Context& ctx, const CertOptions& o) {
-  auto addr = parse_address(o.address);
-  if (!addr.ok()) return fail(addr.status());
+  if (auto addr = parse_address(o.address); !addr.ok()) return fail(addr.status());
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
-  auto params = record_params(o, *config);
-  if (!params.ok()) return fail(params.status());
+  auto options = publish_options(o);
+  if (!options.ok()) return fail(options.status());
   const std::string& input_path = o.inputs.front();
   auto input = read_input(input_path, config->max_input_bytes);
   if (!input.ok()) return fail(input.status());
   const std::string source = input_path == "-" ? "stdin" : input_path;
   auto certs = parse_certificates(*input, source, config->max_input_bytes);
   if (!certs.ok()) return fail(certs.status());
-
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  Store& s = **store;
-  if (Status st = s.begin(); !st.ok()) return fail(st);
-  auto refuse = [&](const Status& st) {
-    s.rollback();
-    return fail(st);
-  };
-  auto zone = zone_for(s, addr->domain);
-  if (!zone.ok()) return refuse(zone.status());
-  auto mailbox = mailbox_of(s, *zone, *addr);
-  if (!mailbox.ok()) return refuse(mailbox.status());
-  std::vector<Chosen> to_add = choose_certificates(*certs, *mailbox, *params, zone->case_sensitive);
-  for (Chosen& c : to_add) {
-    const std::string problem =
-        check_publishable(*c.cert, *mailbox, c.params, o, *zone, &c.warnings, c.anchor);
-    if (!problem.empty()) {
-      return refuse(Status::invalid_argument(source + " (" + c.cert->subject + ")", problem));
-    }
-  }
-  if (mailbox->to_string() != addr->to_string()) {
-    warn(addr->to_string() + " is the mailbox " + mailbox->to_string() + " (zone " + zone->name +
-         " ignores letter case in local-parts): its records go to that mailbox's owner names");
-  }
-  auto results = nlohmann::json::array();
-  bool changed = false;
-  for (const Chosen& chosen : to_add) {
-    const Certificate* c = chosen.cert;
-    const NewCertificate n = new_certificate(*c, *mailbox, *zone, chosen.params, o, *config);
-    auto added = s.add_certificate(*zone, n);
-    if (!added.ok()) return refuse(added.status());
-    changed = changed || added->changed();
-    for (const std::string& w : chosen.warnings) warn(w);
-    results.push_back({{"address", n.address},
-                       {"zone", added->zone},
-                       {"fingerprint", to_hex(c->fingerprint)},
-                       {"records_added", added->records_added},
-                       {"records_updated", added->records_updated},
-                       {"moved", added->moved}});
-  }
-  if (Status st = s.commit(); !st.ok()) return fail(st);
-  auto after = s.find_zone(zone->name);
-  const std::uint32_t serial = after.ok() ? after->serial : zone->serial;
+  Provisioner provisioner(**store, *config);
+  auto result = provisioner.publish(o.address, *certs, source, *options);
+  if (!result.ok()) return fail(result.status());
+  for (const std::string& w : result->warnings) warn(w);
   if (ctx.json) {
-    std::cout << nlohmann::json{{"added", results}, {"serial", serial}}.dump() << '\n';
-  } else {
-    for (const auto& r : results) {
-      const int n = r["records_added"].get<int>();
-      const int updated = r["records_updated"].get<int>();
-      const bool moved = r["moved"].get<bool>();
-      std::cout << (n > 0                  ? "added "
-                    : updated > 0 || moved ? "updated "
-                                           : "unchanged ")
-                << r["address"].get<std::string>() << " sha256 "
-                << r["fingerprint"].get<std::string>().substr(0, 16) << "...: " << n
-                << " record(s) in zone " << r["zone"].get<std::string>();
-      if (updated > 0) std::cout << ", TTL of " << updated << " record(s) changed";
-      if (moved) std::cout << ", moved into this zone";
-      std::cout << '\n';
+    auto added = nlohmann::json::array();
+    for (const PublishedCertificate& c : result->certificates) {
+      added.push_back({{"address", result->address},
+                       {"zone", result->zone},
+                       {"fingerprint", to_hex(c.fingerprint)},
+                       {"records_added", c.records_added},
+                       {"records_updated", c.records_updated},
+                       {"moved", c.moved}});
     }
-    std::cout << "zone " << zone->name << " serial " << serial << (changed ? "" : " (unchanged)")
-              << '\n';
+    std::cout << nlohmann::json{{"added", added}, {"serial", result->serial}}.dump() << '\n';
+    return kExitOk;
   }
+  for (const PublishedCertificate& c : result->certificates) {
+    std::cout << (c.records_added > 0 ? "added "
+                  : c.changed()       ? "updated "
+                                      : "unchanged ")
+              << result->address << " sha256 " << to_hex(c.fingerprint).substr(0, 16)
+              << "...: " << c.records_added << " record(s) in zone " << result->zone;
+    if (c.records_updated > 0)
+      std::cout << ", TTL of " << c.records_updated << " record(s) changed";
+    if (c.moved) std::cout << ", moved into this zone";
+    std::cout << '\n';
+  }
+  std::cout << "zone " << result->zone << " serial " << result->serial
+            << (result->changed() ? "" : " (unchanged)") << '\n';
   return kExitOk;
 }
 
@@ -357,22 +160,20 @@ void collect_files(const std::string& input, std::vector<std::string>* files,
 int cert_import(Context& ctx, const CertOptions& o) {
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
-  auto params = record_params(o, *config);
-  if (!params.ok()) return fail(params.status());
+  auto options = publish_options(o);
+  if (!options.ok()) return fail(options.status());
   std::vector<std::string> files;
   std::vector<std::string> skipped;  // one line each: "what: why"
   for (const std::string& in : o.inputs) collect_files(in, &files, &skipped);
 
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  Store& s = **store;
-  if (Status st = s.begin(); !st.ok()) return fail(st);
+  Provisioner provisioner(**store, *config);
+  auto batch = provisioner.begin();
+  if (!batch.ok()) return fail(batch.status());
+  for (std::string& line : skipped) batch->skip(std::move(line));
 
   const bool progress = isatty(STDERR_FILENO) != 0 && !ctx.json && files.size() >= 100;
-  std::size_t certs_added = 0, certs_updated = 0, certs_unchanged = 0, records_added = 0;
-  std::set<std::string> zones_changed;
-  // The zone of each mail domain, looked up once per import (zones do not change meanwhile).
-  std::unordered_map<std::string, Result<Zone>> zones;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
     if (progress && (i % 1000 == 0 || i + 1 == files.size())) {
@@ -380,102 +181,38 @@ int cert_import(Context& ctx, const CertOptions& o) {
     }
     auto input = read_input(file, config->max_input_bytes);
     if (!input.ok()) {
-      skipped.push_back(input.status().message());
+      batch->skip(input.status().message());
       continue;
     }
-    auto certs = parse_certificates(*input, file == "-" ? "stdin" : file, config->max_input_bytes);
+    const std::string source = file == "-" ? "stdin" : file;
+    auto certs = parse_certificates(*input, source, config->max_input_bytes);
     if (!certs.ok()) {
-      skipped.push_back(certs.status().message());
+      batch->skip(certs.status().message());
       continue;
     }
-    for (const Certificate& c : *certs) {
-      const std::string what = file + " (" + c.subject + ")";
-      std::vector<MailAddress> addrs;
-      for (const std::string& email : c.emails) {
-        auto a = parse_address(email);
-        if (!a.ok()) continue;
-        // Once each; two spellings of one mailbox meet again in its zone (mailbox_of).
-        const bool dup = std::any_of(addrs.begin(), addrs.end(), [&](const MailAddress& x) {
-          return x.to_string() == a->to_string();
-        });
-        if (!dup) addrs.push_back(std::move(a).value());
-      }
-      if (addrs.empty()) {
-        skipped.push_back(what + ": certificate names no email address");
-        continue;
-      }
-      for (const MailAddress& named : addrs) {
-        auto cached = zones.find(named.domain);
-        if (cached == zones.end()) {
-          cached = zones.emplace(named.domain, zone_for(s, named.domain)).first;
-        }
-        const Result<Zone>& zone = cached->second;
-        if (!zone.ok()) {
-          if (zone.status().code() == Status::Code::kStoreError) {
-            s.rollback();
-            return fail(zone.status());
-          }
-          skipped.push_back(what + ": " + named.to_string() + ": " + zone.status().message());
-          continue;
-        }
-        auto mailbox = mailbox_of(s, *zone, named);
-        if (!mailbox.ok()) {
-          s.rollback();
-          return fail(mailbox.status());
-        }
-        const MailAddress& addr = *mailbox;
-        if (addr.to_string() != named.to_string()) {
-          warn(file + ": " + named.to_string() + " is the mailbox " + addr.to_string() + " (zone " +
-               zone->name + " ignores letter case in local-parts)");
-        }
-        std::vector<std::string> warnings;
-        CertOptions checks = o;
-        checks.force = false;  // import publishes only what the certificate itself names
-        const std::string problem = check_publishable(c, addr, *params, checks, *zone, &warnings);
-        if (!problem.empty()) {
-          skipped.push_back(what + ": " + named.to_string() + ": " + problem);
-          continue;
-        }
-        const NewCertificate n = new_certificate(c, addr, *zone, *params, o, *config);
-        auto added = s.add_certificate(*zone, n);
-        if (!added.ok()) {
-          if (added.status().code() == Status::Code::kStoreError) {
-            s.rollback();
-            return fail(added.status());
-          }
-          skipped.push_back(what + ": " + added.status().message());
-          continue;
-        }
-        if (added->records_added > 0) {
-          ++certs_added;
-          records_added += static_cast<std::size_t>(added->records_added);
-          zones_changed.insert(added->zone);
-        } else if (added->changed()) {
-          ++certs_updated;  // a new TTL, or moved into a _smimecert zone
-          zones_changed.insert(added->zone);
-        } else {
-          ++certs_unchanged;
-        }
-      }
-    }
+    if (Status s = batch->import(*certs, file, *options); !s.ok()) return fail(s);
   }
   if (progress) std::cerr << '\n';
-  if (Status st = s.commit(); !st.ok()) return fail(st);
+  if (Status s = batch->commit(); !s.ok()) return fail(s);
+  const ImportResult& r = batch->imported();
+  for (const std::string& w : r.warnings) warn(w);
   if (ctx.json) {
-    std::cout << nlohmann::json{{"added", certs_added},           {"updated", certs_updated},
-                                {"unchanged", certs_unchanged},   {"records_added", records_added},
-                                {"zones_changed", zones_changed}, {"skipped", skipped}}
+    std::cout << nlohmann::json{{"added", r.added},
+                                {"updated", r.updated},
+                                {"unchanged", r.unchanged},
+                                {"records_added", r.records_added},
+                                {"zones_changed", r.zones_changed},
+                                {"skipped", r.skipped}}
                      .dump()
               << '\n';
   } else {
-    for (const std::string& line : skipped) std::cerr << "smimea-ctl: skipped " << line << '\n';
-    std::cout << "imported " << certs_added << " certificate(s) (" << records_added
-              << " records) into " << zones_changed.size() << " zone(s); " << certs_updated
-              << " updated, " << certs_unchanged << " unchanged, " << skipped.size()
-              << " skipped\n";
+    for (const std::string& line : r.skipped) std::cerr << "smimea-ctl: skipped " << line << '\n';
+    std::cout << "imported " << r.added << " certificate(s) (" << r.records_added
+              << " records) into " << r.zones_changed.size() << " zone(s); " << r.updated
+              << " updated, " << r.unchanged << " unchanged, " << r.skipped.size() << " skipped\n";
   }
   // Refused when nothing at all could be imported.
-  if (certs_added == 0 && certs_updated == 0 && certs_unchanged == 0 && !skipped.empty()) {
+  if (r.added == 0 && r.updated == 0 && r.unchanged == 0 && !r.skipped.empty()) {
     return kExitRefused;
   }
   return kExitOk;
@@ -484,20 +221,9 @@ int cert_import(Context& ctx, const CertOptions& o) {
 int cert_list(Context& ctx, const CertOptions& o) {
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
-  std::string address, zone;
-  if (!o.address.empty()) {
-    auto addr = parse_address(o.address);
-    if (!addr.ok()) return fail(addr.status());
-    address = addr->to_string();
-  }
-  if (!o.zone.empty()) {
-    auto z = normalize_domain(o.zone, /*allow_underscore=*/true);
-    if (!z.ok()) return fail(z.status());
-    zone = *z;
-  }
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  auto certs = (*store)->list_certificates(address, zone);
+  auto certs = Provisioner(**store, *config).list(o.address, o.zone);
   if (!certs.ok()) return fail(certs.status());
   if (ctx.json) {
     auto out = nlohmann::json::array();
@@ -540,44 +266,24 @@ int cert_list(Context& ctx, const CertOptions& o) {
 }
 
 int cert_remove(Context& ctx, const CertOptions& o) {
-  auto addr = parse_address(o.address);
-  if (!addr.ok()) return fail(addr.status());
+  if (auto addr = parse_address(o.address); !addr.ok()) return fail(addr.status());
   std::optional<std::array<std::uint8_t, 32>> fingerprint;
   if (!o.fingerprint.empty()) {
-    std::string hex;
-    for (char c : o.fingerprint) {
-      if (c != ':') hex.push_back(c);
-    }
-    std::array<std::uint8_t, 32> fp{};
-    if (!decode_hex(hex, fp.data(), fp.size())) {
-      return fail(Status::invalid_argument(o.fingerprint,
-                                           "expected a SHA-256 fingerprint (64 hex digits)"));
-    }
-    fingerprint = fp;
+    auto fp = parse_fingerprint(o.fingerprint);
+    if (!fp.ok()) return fail(fp.status());
+    fingerprint = *fp;
   }
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  Store& s = **store;
-  if (Status st = s.begin(); !st.ok()) return fail(st);
-  auto removed = s.remove_certificates(addr->to_string(), fingerprint);
-  if (!removed.ok()) {
-    s.rollback();
-    return fail(removed.status());
-  }
-  if (*removed == 0) {
-    s.rollback();
-    return fail(Status::not_found(addr->to_string(), fingerprint
-                                                         ? "no certificate with that fingerprint"
-                                                         : "no certificate stored"));
-  }
-  if (Status st = s.commit(); !st.ok()) return fail(st);
+  std::string mailbox;
+  auto removed = Provisioner(**store, *config).remove(o.address, fingerprint, &mailbox);
+  if (!removed.ok()) return fail(removed.status());
   if (ctx.json) {
-    std::cout << nlohmann::json{{"address", addr->to_string()}, {"removed", *removed}}.dump()
-              << '\n';
+    std::cout << nlohmann::json{{"address", mailbox}, {"removed", *removed}}.dump() << '\n';
   } else {
-    std::cout << "removed " << *removed << " certificate(s) of " << addr->to_string() << '\n';
+    std::cout << "removed " << *removed << " certificate(s) of " << mailbox << '\n';
   }
   return kExitOk;
 }

@@ -1,10 +1,10 @@
 // smimea-ctl zone add|list|remove|set-kind|set-case
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "admin.h"
 #include "smimea/owner_name.h"
+#include "smimea/provision.h"
 
 namespace smimea::admin {
 namespace {
@@ -22,25 +22,17 @@ std::string_view case_name(bool case_sensitive) {
   return case_sensitive ? "case-sensitive" : "case-insensitive";
 }
 
-// Runs fn(store, out) inside one transaction; commits if it returned OK, and only then
-// prints what fn wrote to out: nothing is reported done that was not committed.
+// Runs fn(provisioner) with the store named by the config; fn makes one change (one
+// transaction) and prints what it did only once it is committed.
 template <class Fn>
-int in_transaction(Context& ctx, Fn fn) {
+int with_provisioner(Context& ctx, Fn fn) {
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  Store& s = **store;
-  std::ostringstream out;
-  Status status = s.begin();
-  if (status.ok()) status = fn(s, out);
-  if (status.ok()) status = s.commit();
-  if (!status.ok()) {
-    s.rollback();
-    return fail(status);
-  }
-  std::cout << out.str();
-  return kExitOk;
+  Provisioner provisioner(**store, *config);
+  const Status status = fn(provisioner);
+  return status.ok() ? kExitOk : fail(status);
 }
 
 int zone_add(Context& ctx, const ZoneOptions& opts) {
@@ -51,109 +43,104 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
     return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
   auto kind = parse_zone_kind(opts.kind);
   if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
-  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
-    int moved = 0;
-    auto zone = store.add_zone(*name, *mode, *kind, &moved, opts.case_sensitive);
-    if (!zone.ok()) return zone.status();
-    const std::string parent = moved > 0 ? name->substr(kSmimecertLabel.size() + 1) : "";
+  return with_provisioner(ctx, [&](Provisioner& p) -> Status {
+    auto change = p.add_zone(*name, *mode, *kind, opts.case_sensitive);
+    if (!change.ok()) return change.status();
+    const Zone& zone = change->zone;
+    const int moved = change->certificates_moved;
     if (ctx.json) {
-      out << nlohmann::json{{"zone", zone->name},
-                            {"id", zone->id},
-                            {"mode", zone_mode_name(zone->mode)},
-                            {"kind", zone_kind_name(zone->kind)},
-                            {"serial", zone->serial},
-                            {"case_sensitive", zone->case_sensitive},
-                            {"certificates_moved", moved}}
-                 .dump()
-          << '\n';
-    } else {
-      out << "added zone " << zone->name << " (" << zone_mode_name(zone->mode) << ", "
-          << zone_kind_name(zone->kind) << ", " << case_name(zone->case_sensitive)
-          << " local-parts, serial " << zone->serial << ")\n";
-      if (moved > 0) {
-        out << "moved " << moved << " certificate(s) of " << parent << " from zone " << parent
-            << " into it\n";
-      }
-      auto parent_zone = starts_with_smimecert(zone->name)
-                             ? store.find_zone(zone->name.substr(kSmimecertLabel.size() + 1))
-                             : Result<Zone>(Status::not_found(zone->name, "no parent"));
-      if (zone->mode == ZoneMode::kAuthoritative && parent_zone.ok() &&
-          parent_zone->mode == ZoneMode::kAuthoritative) {
-        out << "note: a parent zone in the store now delegates it; run pdns_control rediscover "
-               "so that pdns answers below the cut from the new zone at once (README, "
-               "\"Delegated _smimecert zones\")\n";
-      }
+      std::cout << nlohmann::json{{"zone", zone.name},
+                                  {"id", zone.id},
+                                  {"mode", zone_mode_name(zone.mode)},
+                                  {"kind", zone_kind_name(zone.kind)},
+                                  {"serial", zone.serial},
+                                  {"case_sensitive", zone.case_sensitive},
+                                  {"certificates_moved", moved}}
+                       .dump()
+                << '\n';
+      return Status();
+    }
+    std::cout << "added zone " << zone.name << " (" << zone_mode_name(zone.mode) << ", "
+              << zone_kind_name(zone.kind) << ", " << case_name(zone.case_sensitive)
+              << " local-parts, serial " << zone.serial << ")\n";
+    if (moved > 0) {
+      const std::string parent = zone.name.substr(kSmimecertLabel.size() + 1);
+      std::cout << "moved " << moved << " certificate(s) of " << parent << " from zone " << parent
+                << " into it\n";
+    }
+    if (change->delegated_by_parent) {
+      std::cout << "note: a parent zone in the store now delegates it; run pdns_control "
+                   "rediscover so that pdns answers below the cut from the new zone at once "
+                   "(README, \"Delegated _smimecert zones\")\n";
     }
     return Status();
   });
 }
 
 int zone_set_kind(Context& ctx, const ZoneOptions& opts) {
-  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
-  if (!name.ok()) return fail(name.status());
   auto kind = parse_zone_kind(opts.kind);
   if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
-  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
-    auto zone = store.set_zone_kind(*name, *kind);
+  return with_provisioner(ctx, [&](Provisioner& p) -> Status {
+    auto zone = p.set_zone_kind(opts.name, *kind);
     if (!zone.ok()) return zone.status();
     if (ctx.json) {
-      out << nlohmann::json{{"zone", zone->name}, {"kind", zone_kind_name(zone->kind)}}.dump()
-          << '\n';
+      std::cout << nlohmann::json{{"zone", zone->name}, {"kind", zone_kind_name(zone->kind)}}.dump()
+                << '\n';
     } else {
-      out << "zone " << zone->name << " is now " << zone_kind_name(zone->kind) << '\n';
+      std::cout << "zone " << zone->name << " is now " << zone_kind_name(zone->kind) << '\n';
     }
     return Status();
   });
 }
 
 int zone_set_case(Context& ctx, const ZoneOptions& opts) {
-  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
-  if (!name.ok()) return fail(name.status());
-  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
-    auto zone = store.set_zone_case(*name, opts.letter_case == "sensitive");
+  return with_provisioner(ctx, [&](Provisioner& p) -> Status {
+    auto zone = p.set_zone_case(opts.name, opts.letter_case == "sensitive");
     if (!zone.ok()) return zone.status();
     if (ctx.json) {
-      out << nlohmann::json{{"zone", zone->name}, {"case_sensitive", zone->case_sensitive}}.dump()
+      std::cout
+          << nlohmann::json{{"zone", zone->name}, {"case_sensitive", zone->case_sensitive}}.dump()
           << '\n';
     } else {
-      out << "zone " << zone->name << " now has " << case_name(zone->case_sensitive)
-          << " local-parts\n";
+      std::cout << "zone " << zone->name << " now has " << case_name(zone->case_sensitive)
+                << " local-parts\n";
     }
     return Status();
   });
 }
 
 int zone_remove(Context& ctx, const ZoneOptions& opts) {
-  auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
-  if (!name.ok()) return fail(name.status());
-  return in_transaction(ctx, [&](Store& store, std::ostream& out) -> Status {
-    int moved = 0;
-    auto removed = store.remove_zone(*name, opts.force, &moved);
-    if (!removed.ok()) return removed.status();
+  return with_provisioner(ctx, [&](Provisioner& p) -> Status {
+    auto change = p.remove_zone(opts.name, opts.force);
+    if (!change.ok()) return change.status();
+    const std::string& name = change->zone.name;
     if (ctx.json) {
-      out << nlohmann::json{{"zone", *name},
-                            {"certificates_removed", *removed},
-                            {"certificates_moved", moved}}
-                 .dump()
-          << '\n';
-    } else {
-      out << "removed zone " << *name << " and " << *removed << " certificate(s)\n";
-      if (moved > 0) {
-        out << "moved " << moved << " certificate(s) back into zone "
-            << name->substr(kSmimecertLabel.size() + 1) << '\n';
-      }
+      std::cout << nlohmann::json{{"zone", name},
+                                  {"certificates_removed", change->certificates_removed},
+                                  {"certificates_moved", change->certificates_moved}}
+                       .dump()
+                << '\n';
+      return Status();
+    }
+    std::cout << "removed zone " << name << " and " << change->certificates_removed
+              << " certificate(s)\n";
+    if (change->certificates_moved > 0) {
+      std::cout << "moved " << change->certificates_moved << " certificate(s) back into zone "
+                << name.substr(kSmimecertLabel.size() + 1) << '\n';
     }
     return Status();
   });
 }
 
 int zone_list(Context& ctx) {
-  auto config = ctx.load_config();
-  if (!config.ok()) return fail(config.status());
-  auto store = ctx.open_store(*config);
-  if (!store.ok()) return fail(store.status());
   std::vector<Zone> zones;
-  if (Status s = (*store)->load_zones(&zones); !s.ok()) return fail(s);
+  const int code = with_provisioner(ctx, [&](Provisioner& p) -> Status {
+    auto z = p.zones();
+    if (!z.ok()) return z.status();
+    zones = std::move(z).value();
+    return Status();
+  });
+  if (code != kExitOk) return code;
   if (ctx.json) {
     auto out = nlohmann::json::array();
     for (const Zone& z : zones) {

@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 
@@ -105,15 +104,6 @@ Result<std::string> read_input(const std::string& path, std::size_t max_bytes) {
     return Status::invalid_argument(shown, std::string("read error: ") + std::strerror(read_errno));
   }
   return data;
-}
-
-std::string format_time(std::int64_t epoch_seconds) {
-  const auto t = static_cast<std::time_t>(epoch_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace smimea::admin

@@ -537,4 +537,13 @@ Status check_association_data(const RecordParams& params, const Bytes& data) {
   return Status();
 }
 
+std::string format_time(std::int64_t epoch_seconds) {
+  const auto t = static_cast<std::time_t>(epoch_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 }  // namespace smimea
