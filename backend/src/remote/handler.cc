@@ -7,20 +7,13 @@
 namespace smimea::remote {
 
 Result<std::unique_ptr<Handler>> Handler::create(const Config& config) {
-  StoreOptions options;
-  options.read_only = true;
-  options.busy_timeout_ms = config.busy_timeout_ms;
-  options.cache_kib = config.cache_kib;
-  auto store = Store::open(config.database, options);
-  if (!store.ok()) return store.status();
-  return std::unique_ptr<Handler>(new Handler(config, std::move(store).value()));
+  auto calls = PdnsCalls::open(config);
+  if (!calls.ok()) return calls.status();
+  return std::unique_ptr<Handler>(new Handler(std::move(calls).value()));
 }
 
-Handler::Handler(const Config& config, std::unique_ptr<Store> store)
-    : config_(config), store_(std::move(store)), answerer_(*store_, config) {}
-
 void Handler::handle(std::string_view line, std::string& out, ReplyStream* stream) {
-  ++requests_;
+  ++counters_.requests;
   stream_ = stream;
   // Nearly every request is a lookup: those skip building a JSON document.
   LookupRequest fast;
@@ -43,15 +36,22 @@ void Handler::handle(std::string_view line, std::string& out, ReplyStream* strea
 }
 
 void Handler::fail(std::string& out, const std::string& message) {
-  ++failures_;
+  ++counters_.failures;
   spdlog::error("{}", message);
   write_failure(out, message);
 }
 
 void Handler::error(std::string& out, const std::string& message) {
-  ++failures_;
+  ++counters_.failures;
   spdlog::error("{}", message);
   write_error(out, message);
+}
+
+void Handler::refuse(bool failed, bool logged, const std::string& message, std::string& out) {
+  if (failed) return error(out, message);
+  if (logged) return fail(out, message);
+  if (!message.empty()) return write_failure(out, message);
+  write_result(out, false);
 }
 
 void Handler::dispatch(const Request& req, std::string& out) {
@@ -91,20 +91,15 @@ void Handler::lookup(std::string_view qname, std::string_view qtype, std::int64_
                      std::string& out) {
   ReplyWriter writer(out);
   writer.begin();
-  const Status s = answerer_.lookup(qname, parse_qtype(qtype), writer, zone_id);
+  const Status s = calls_->lookup(qname, parse_qtype(qtype), writer, zone_id);
   if (!s.ok()) return error(out, "lookup " + std::string(qname) + ": " + s.message());
   writer.end();
 }
 
 void Handler::list(const Request& req, std::string& out) {
-  const std::string_view zonename = req.string_param("zonename");
-  // One read transaction for the whole reply, records pulled one at a time and sent in
-  // pieces of ReplyWriter::kFlushBytes: a zone of any size in bounded memory.
-  auto listing = answerer_.open_transfer(zonename);
-  if (!listing.ok()) {
-    if (listing.status().is_not_found()) return write_result(out, false);
-    return fail(out, "list " + std::string(zonename) + ": " + listing.status().message());
-  }
+  auto listing = calls_->list(req.string_param("zonename"));
+  if (!answered(listing, out)) return;
+  // Sent in pieces of ReplyWriter::kFlushBytes: a zone of any size in bounded memory.
   ReplyWriter writer(out, stream_);
   writer.begin();
   for (;;) {
@@ -112,8 +107,9 @@ void Handler::list(const Request& req, std::string& out) {
     if (!more.ok()) {
       const std::string message =
           "list " + (*listing)->zone().zone.name + ": " + more.status().message();
-      ++failures_;
+      ++counters_.failures;
       spdlog::error("{}", message);
+      // Part of the reply may be gone already: only a false can follow it.
       return writer.fail(message);
     }
     if (writer.stream_failed()) {
@@ -125,58 +121,34 @@ void Handler::list(const Request& req, std::string& out) {
   writer.end();
 }
 
-nlohmann::json Handler::domain_info(const ZoneEntry& zone) const {
-  return {{"id", zone.zone.id},
+nlohmann::json domain_info_json(const ZoneInfo& zone) {
+  return {{"id", zone.id},
           {"zone", zone.fqdn},
-          {"kind", zone_kind_name(zone.zone.kind)},
-          {"serial", zone.zone.serial},
-          {"notified_serial", zone.zone.notified_serial < 0 ? 0 : zone.zone.notified_serial},
+          {"kind", zone_kind_name(zone.kind)},
+          {"serial", zone.serial},
+          {"notified_serial", zone.notified_serial},
           {"masters", nlohmann::json::array()},
           {"last_check", 0}};
 }
 
 void Handler::get_all_domains(std::string& out) {
-  // An error, not an empty list: pdns keeps its zone cache (an empty one would REFUSE every
-  // zone until the next refresh); at start-up it stops with the message.
-  if (Status s = answerer_.refresh(); !s.ok()) return error(out, "getAllDomains: " + s.message());
+  auto zones = calls_->all_domains();
+  if (!answered(zones, out)) return;
   auto result = nlohmann::json::array();
-  // Overlay zones belong to another backend: listing them would hand pdns our zone id for
-  // them, and every query in the zone would be REFUSED.
-  for (const ZoneEntry& zone : answerer_.zones()) {
-    if (zone.zone.mode == ZoneMode::kAuthoritative) result.push_back(domain_info(zone));
-  }
+  for (const ZoneInfo& zone : *zones) result.push_back(domain_info_json(zone));
   write_result(out, result);
 }
 
 void Handler::get_domain_info(const Request& req, std::string& out) {
-  if (Status s = answerer_.refresh(); !s.ok()) return fail(out, "getDomainInfo: " + s.message());
-  const ZoneEntry* zone = answerer_.find_zone(req.string_param("name"));
-  if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative) {
-    return write_result(out, false);
-  }
-  write_result(out, domain_info(*zone));
+  auto zone = calls_->domain_info(req.string_param("name"));
+  if (!answered(zone, out)) return;
+  write_result(out, domain_info_json(*zone));
 }
 
 void Handler::direct_backend_cmd(const Request& req, std::string& out) {
-  const std::string_view query = req.string_param("query");
-  if (query == "status" || query == "stats") {
-    if (Status s = answerer_.refresh(); !s.ok()) return fail(out, s.message());
-    std::size_t authoritative = 0;
-    for (const ZoneEntry& z : answerer_.zones()) {
-      authoritative += z.zone.mode == ZoneMode::kAuthoritative ? 1 : 0;
-    }
-    const std::string text =
-        "database " + config_.database + "; schema version " + std::to_string(kSchemaVersion) +
-        "; zones " + std::to_string(answerer_.zones().size()) + " (" +
-        std::to_string(authoritative) + " authoritative); this connection: requests " +
-        std::to_string(requests_) + ", lookups " + std::to_string(answerer_.lookups()) +
-        ", failures " + std::to_string(failures_);
-    return write_result(out, text);
-  }
-  if (query == "help" || query.empty()) {
-    return write_result(out, "commands: status (store, zones and counters of this connection)");
-  }
-  write_result(out, "unknown command '" + std::string(query) + "'; try: help");
+  auto text = calls_->backend_command(req.string_param("query"), counters_);
+  if (!answered(text, out)) return;
+  write_result(out, *text);
 }
 
 }  // namespace smimea::remote

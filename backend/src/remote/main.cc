@@ -8,7 +8,7 @@
 
 #include "server.h"
 #include "smimea/config.h"
-#include "smimea/store.h"
+#include "smimea/pdns_semantics.h"
 
 int main(int argc, char** argv) {
   std::string config_path = smimea::kDefaultConfigPath;
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", config.status().message());
     return 2;
   }
-  for (const std::string& w : smimea::Store::access_warnings(config->database)) {
+  for (const std::string& w : smimea::PdnsCalls::access_warnings(*config)) {
     spdlog::warn("{}", w);
   }
   if (pipe_mode) return smimea::remote::run_pipe(*config);

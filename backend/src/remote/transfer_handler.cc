@@ -1,12 +1,8 @@
-// The remote-backend calls of zone transfer: which master zones need a NOTIFY
-// (getUpdatedMasters) and that one was sent (setNotified), and the TSIG keys that restrict
-// transfers (getTSIGKey, getTSIGKeys, setTSIGKey, deleteTSIGKey; pdns sends these only with
-// remote-dnssec=yes). Writes go through KeyStore's read-write connection.
-//
-// Failures are a logged false: pdns makes these calls from its communicator thread, which
-// stops pdns on an exception. A zone not announced now is announced on the next cycle.
-//
-// TSIG secrets go into replies to pdns only, never into a log line or a failure message.
+// The remote-backend calls of zone transfer, converted from and to JSON: which master zones
+// need a NOTIFY (getUpdatedMasters) and that one was sent (setNotified), and the TSIG keys
+// that restrict transfers (getTSIGKey, getTSIGKeys, setTSIGKey, deleteTSIGKey; pdns sends
+// these only with remote-dnssec=yes). What they mean is PdnsCalls's
+// (smimea/pdns_semantics.h). TSIG secrets go into replies to pdns only.
 #include <cmath>
 #include <limits>
 
@@ -48,12 +44,20 @@ bool uint32_param(const Request& req, const char* key, std::uint32_t* out) {
 // pdns names keys and algorithms as DNS names, with the trailing dot.
 std::string fqdn(const std::string& name) { return name.empty() ? "." : name + "."; }
 
+nlohmann::json tsig_key_json(const TsigKey& key) {
+  return {{"name", fqdn(key.name)}, {"algorithm", fqdn(key.algorithm)}, {"content", key.secret}};
+}
+
 }  // namespace
 
 bool Handler::dispatch_transfer(const Request& req, std::string& out) {
   const std::string& m = req.method;
   if (m == "getUpdatedMasters") {
-    get_updated_masters(out);
+    auto zones = calls_->updated_masters();
+    if (!answered(zones, out)) return true;
+    auto result = nlohmann::json::array();
+    for (const ZoneInfo& zone : *zones) result.push_back(domain_info_json(zone));
+    write_result(out, result);
     return true;
   }
   if (m == "setNotified") {
@@ -67,77 +71,38 @@ bool Handler::dispatch_transfer(const Request& req, std::string& out) {
   return false;
 }
 
-void Handler::get_updated_masters(std::string& out) {
-  if (Status s = answerer_.refresh(); !s.ok()) {
-    return fail(out, "getUpdatedMasters: " + s.message());
-  }
-  // Exactly the master zones whose serial moved since the last setNotified (or that were
-  // never announced). Overlay zones are the owning backend's business; native zones are not
-  // announced.
-  auto result = nlohmann::json::array();
-  for (const ZoneEntry& zone : answerer_.zones()) {
-    const Zone& z = zone.zone;
-    if (z.mode != ZoneMode::kAuthoritative || z.kind != ZoneKind::kMaster) continue;
-    if (z.notified_serial == static_cast<std::int64_t>(z.serial)) continue;
-    result.push_back(domain_info(zone));
-  }
-  write_result(out, result);
-}
-
 void Handler::set_notified(const Request& req, std::string& out) {
   std::uint32_t id = 0;
   std::uint32_t serial = 0;
   if (!uint32_param(req, "id", &id) || !uint32_param(req, "serial", &serial)) {
     return fail(out, "setNotified: id and serial must be numbers in 0..4294967295");
   }
-  const Status s = key_store().set_notified(id, serial);
-  if (!s.ok()) {
-    return fail(out, "setNotified: " + s.message());
-  }
-  write_result(out, true);
+  auto done = calls_->set_notified(id, serial);
+  if (answered(done, out)) write_result(out, true);
 }
 
 void Handler::tsig_call(const Request& req, std::string& out) {
   const std::string& m = req.method;
   const std::string_view name = req.string_param("name");
   if (m == "getTSIGKey") {
-    auto key = key_store().get_tsig_key(name);
-    if (!key.ok()) {
-      // No such key is an ordinary answer (another backend may have it).
-      if (key.status().is_not_found()) return write_result(out, false);
-      return fail(out, "getTSIGKey: " + key.status().message());
-    }
-    return write_result(
-        out,
-        {{"name", fqdn(key->name)}, {"algorithm", fqdn(key->algorithm)}, {"content", key->secret}});
-  }
-  if (m == "getTSIGKeys") {
-    auto keys = key_store().get_tsig_keys();
-    if (!keys.ok()) {
-      return fail(out, "getTSIGKeys: " + keys.status().message());
-    }
+    // pdns 4.7 sends no algorithm (remotebackend.cc, getTSIGKey): any algorithm matches then.
+    auto key = calls_->tsig_key(name, req.string_param("algorithm"));
+    if (answered(key, out)) write_result(out, tsig_key_json(*key));
+  } else if (m == "getTSIGKeys") {
+    auto keys = calls_->tsig_keys();
+    if (!answered(keys, out)) return;
     auto result = nlohmann::json::array();
-    for (const TsigKey& k : *keys) {
-      result.push_back(
-          {{"name", fqdn(k.name)}, {"algorithm", fqdn(k.algorithm)}, {"content", k.secret}});
-    }
-    return write_result(out, result);
-  }
-  if (m == "setTSIGKey") {
+    for (const TsigKey& k : *keys) result.push_back(tsig_key_json(k));
+    write_result(out, result);
+  } else if (m == "setTSIGKey") {
     TsigKey key{std::string(name), std::string(req.string_param("algorithm")),
                 std::string(req.string_param("content"))};
-    const Status s = key_store().set_tsig_key(key);
-    if (!s.ok()) {
-      return fail(out, "setTSIGKey: " + s.message());
-    }
-    return write_result(out, true);
+    auto done = calls_->set_tsig_key(key);
+    if (answered(done, out)) write_result(out, true);
+  } else {  // deleteTSIGKey
+    auto done = calls_->delete_tsig_key(name);
+    if (answered(done, out)) write_result(out, true);
   }
-  // deleteTSIGKey
-  const Status s = key_store().delete_tsig_key(name);
-  if (!s.ok()) {
-    return fail(out, "deleteTSIGKey: " + s.message());
-  }
-  write_result(out, true);
 }
 
 }  // namespace smimea::remote
