@@ -13,16 +13,13 @@
 #include <unordered_set>
 #include <vector>
 
-#include "dnssec_calls.h"
 #include "pdns/arguments.hh"
 #include "pdns/dnsbackend.hh"
 #include "pdns/dnsparser.hh"
 #include "pdns/dnsrecords.hh"
 #include "pdns/logger.hh"
-#include "smimea/answer.h"
 #include "smimea/config.h"
-#include "smimea/store.h"
-#include "transfer_calls.h"
+#include "smimea/pdns_semantics.h"
 
 // pdns_server exports this (pdns/version.hh); pdnsutil, which loads modules too, does not:
 // declared weak, it is null there.
@@ -159,33 +156,28 @@ class SmimeaBackend : public DNSBackend {
     auto config = smimea::load_config(path);
     if (!config.ok()) throw PDNSException("smimea: " + config.status().message());
     config_ = std::make_unique<smimea::Config>(std::move(config).value());
-    smimea::StoreOptions options;
-    options.read_only = true;
-    options.busy_timeout_ms = config_->busy_timeout_ms;
-    options.cache_kib = config_->cache_kib;
-    auto store = smimea::Store::open(config_->database, options);
-    if (!store.ok()) throw PDNSException("smimea: " + store.status().message());
+    auto calls = smimea::PdnsCalls::open(*config_);
+    if (!calls.ok()) throw PDNSException("smimea: " + calls.status().message());
     static std::once_flag warned;  // pdns makes an instance per thread and per transfer
     std::call_once(warned, [&] {
-      for (const std::string& w : smimea::Store::access_warnings(config_->database)) {
+      for (const std::string& w : smimea::PdnsCalls::access_warnings(*config_)) {
         g_log << Logger::Warning << "[smimea] " << w << std::endl;
       }
     });
-    store_ = std::move(store).value();
-    answerer_ = std::make_unique<smimea::Answerer>(*store_, *config_);
-    dnssec_ = std::make_unique<smimea::pdns_module::DnssecCalls>(*config_, *answerer_);
-    transfer_ = std::make_unique<smimea::pdns_module::TransferCalls>(dnssec_->key_store());
+    calls_ = std::move(calls).value();
   }
 
   void lookup(const QType& qtype, const DNSName& qdomain, int zoneId,
               DNSPacket* /*pkt_p*/) override {
     reset();
+    ++counters_.requests;
     name_text(qdomain, qname_text_);
     sink_.qname = &qdomain;
-    const smimea::Status s = answerer_->lookup(qname_text_, to_qtype(qtype), sink_, zoneId);
+    const smimea::Status s = calls_->lookup(qname_text_, to_qtype(qtype), sink_, zoneId);
     sink_.qname = nullptr;
     if (!s.ok()) {
       reset();
+      ++counters_.failures;
       throw DBException("smimea: lookup " + qname_text_ + ": " + s.message());
     }
   }
@@ -214,122 +206,174 @@ class SmimeaBackend : public DNSBackend {
     reset();
     // A pull cursor: get() builds one record at a time from one read snapshot, so a zone
     // transfer costs the same memory whatever the zone's size (see ZoneListing).
-    auto listing = answerer_->open_transfer(target.toStringNoDot());
-    if (!listing.ok()) {
-      if (listing.status().is_not_found()) return false;
-      throw DBException("smimea: list " + target.toLogString() + ": " + listing.status().message());
-    }
-    listing_ = std::move(listing).value();
+    auto listing = calls_->list(target.toStringNoDot());
+    if (!answered(listing)) return false;
+    listing_ = std::move(*listing);
     return true;
   }
 
   void getAllDomains(std::vector<DomainInfo>* domains, bool /*getSerial*/,
                      bool /*include_disabled*/) override {
-    refresh();
-    for (const smimea::ZoneEntry& z : answerer_->zones()) {
-      // Overlay zones belong to another backend; listing them here would hijack them.
-      if (z.zone.mode != smimea::ZoneMode::kAuthoritative) continue;
-      domains->push_back(domain_info(z));
-    }
+    auto zones = calls_->all_domains();
+    if (!answered(zones)) return;
+    for (const smimea::ZoneInfo& z : *zones) domains->push_back(domain_info(z));
   }
 
-  // Exactly the master zones whose serial moved since the last setNotified (or that were
-  // never announced). pdns then sends NOTIFY and calls setNotified.
-  // pdns's communicator thread asks, and stops pdns on an exception: a store error skips
-  // this cycle (logged), and the zones are announced on the next.
   void getUpdatedMasters(std::vector<DomainInfo>& domains,
                          std::unordered_set<DNSName>& /*catalogs*/,
                          CatalogHashMap& /*catalogHashes*/) override {
-    if (!refreshed("getUpdatedMasters")) return;
-    for (const smimea::ZoneEntry& z : answerer_->zones()) {
-      if (z.zone.mode != smimea::ZoneMode::kAuthoritative ||
-          z.zone.kind != smimea::ZoneKind::kMaster ||
-          z.zone.notified_serial == static_cast<std::int64_t>(z.zone.serial)) {
-        continue;
-      }
-      domains.push_back(domain_info(z));
-    }
+    auto zones = calls_->updated_masters();
+    if (!answered(zones)) return;
+    for (const smimea::ZoneInfo& z : *zones) domains.push_back(domain_info(z));
   }
 
-  void setNotified(uint32_t id, uint32_t serial) override { transfer_->set_notified(id, serial); }
+  void setNotified(uint32_t id, uint32_t serial) override {
+    (void)answered(calls_->set_notified(id, serial));
+  }
 
-  // TSIG keys in the store (pdnsutil generate-tsig-key, TSIG-ALLOW-AXFR).
   bool getTSIGKey(const DNSName& name, DNSName& algorithm, std::string& content) override {
-    return transfer_->get_tsig_key(name, algorithm, content);
-  }
-  bool getTSIGKeys(std::vector<struct TSIGKey>& keys) override {
-    return transfer_->get_tsig_keys(keys);
-  }
-  bool setTSIGKey(const DNSName& name, const DNSName& algorithm,
-                  const std::string& content) override {
-    return transfer_->set_tsig_key(name, algorithm, content);
-  }
-  bool deleteTSIGKey(const DNSName& name) override { return transfer_->delete_tsig_key(name); }
-
-  // Also asked by the communicator thread (NOTIFY): a store error is a logged false.
-  bool getDomainInfo(const DNSName& domain, DomainInfo& di, bool /*getSerial*/) override {
-    if (!refreshed("getDomainInfo")) return false;
-    const smimea::ZoneEntry* z = answerer_->find_zone(domain.toStringNoDot());
-    if (z == nullptr || z->zone.mode != smimea::ZoneMode::kAuthoritative) return false;
-    di = domain_info(*z);
+    auto key = calls_->tsig_key(name.toStringNoDot(),
+                                algorithm.empty() ? std::string() : algorithm.toStringNoDot());
+    if (!answered(key)) return false;
+    algorithm = DNSName(key->algorithm);
+    content = key->secret;
     return true;
   }
 
-  // DNSSEC: keys and metadata in the store (dnssec_calls.cc).
+  bool getTSIGKeys(std::vector<struct TSIGKey>& keys) override {
+    auto stored = calls_->tsig_keys();
+    if (!answered(stored)) return false;
+    for (const smimea::TsigKey& k : *stored) {
+      TSIGKey key;
+      key.name = DNSName(k.name);
+      key.algorithm = DNSName(k.algorithm);
+      key.key = k.secret;
+      keys.push_back(std::move(key));
+    }
+    return true;
+  }
+
+  bool setTSIGKey(const DNSName& name, const DNSName& algorithm,
+                  const std::string& content) override {
+    return answered(
+        calls_->set_tsig_key({name.toStringNoDot(), algorithm.toStringNoDot(), content}));
+  }
+
+  bool deleteTSIGKey(const DNSName& name) override {
+    return answered(calls_->delete_tsig_key(name.toStringNoDot()));
+  }
+
+  bool getDomainInfo(const DNSName& domain, DomainInfo& di, bool /*getSerial*/) override {
+    auto zone = calls_->domain_info(domain.toStringNoDot());
+    if (!answered(zone)) return false;
+    di = domain_info(*zone);
+    return true;
+  }
+
   bool doesDNSSEC() override { return true; }
+
   bool getDomainKeys(const DNSName& name, std::vector<KeyData>& keys) override {
-    return dnssec_->get_domain_keys(name, keys);
+    auto stored = calls_->domain_keys(name.toStringNoDot());
+    if (!answered(stored)) return false;
+    keys.clear();
+    for (const smimea::DomainKey& k : *stored) {
+      KeyData kd;
+      kd.id = static_cast<unsigned int>(k.id);
+      kd.flags = k.flags;
+      kd.active = k.active;
+      kd.published = k.published;
+      kd.content = k.content;
+      keys.push_back(std::move(kd));
+    }
+    return true;
   }
+
   bool addDomainKey(const DNSName& name, const KeyData& key, int64_t& id) override {
-    return dnssec_->add_domain_key(name, key, id);
+    smimea::DomainKey k;
+    k.flags = key.flags;
+    k.active = key.active;
+    k.published = key.published;
+    k.content = key.content;
+    auto added = calls_->add_domain_key(name.toStringNoDot(), k);
+    if (!answered(added)) return false;
+    id = *added;
+    return true;
   }
+
   bool removeDomainKey(const DNSName& name, unsigned int id) override {
-    return dnssec_->remove_domain_key(name, id);
+    return answered(calls_->remove_domain_key(name.toStringNoDot(), id));
   }
   bool activateDomainKey(const DNSName& name, unsigned int id) override {
-    return dnssec_->set_key_active(name, id, true);
+    return answered(calls_->set_key_active(name.toStringNoDot(), id, true));
   }
   bool deactivateDomainKey(const DNSName& name, unsigned int id) override {
-    return dnssec_->set_key_active(name, id, false);
+    return answered(calls_->set_key_active(name.toStringNoDot(), id, false));
   }
   bool publishDomainKey(const DNSName& name, unsigned int id) override {
-    return dnssec_->set_key_published(name, id, true);
+    return answered(calls_->set_key_published(name.toStringNoDot(), id, true));
   }
   bool unpublishDomainKey(const DNSName& name, unsigned int id) override {
-    return dnssec_->set_key_published(name, id, false);
+    return answered(calls_->set_key_published(name.toStringNoDot(), id, false));
   }
+
   bool getAllDomainMetadata(const DNSName& name,
                             std::map<std::string, std::vector<std::string>>& meta) override {
-    return dnssec_->get_all_domain_metadata(name, meta);
+    auto stored = calls_->all_domain_metadata(name.toStringNoDot());
+    if (!answered(stored)) return false;
+    meta = std::move(*stored);
+    return true;
   }
   bool getDomainMetadata(const DNSName& name, const std::string& kind,
                          std::vector<std::string>& meta) override {
-    return dnssec_->get_domain_metadata(name, kind, meta);
+    auto stored = calls_->domain_metadata(name.toStringNoDot(), kind);
+    if (!answered(stored)) return false;
+    meta = std::move(*stored);
+    return true;
   }
   bool setDomainMetadata(const DNSName& name, const std::string& kind,
                          const std::vector<std::string>& meta) override {
-    return dnssec_->set_domain_metadata(name, kind, meta);
+    return answered(calls_->set_domain_metadata(name.toStringNoDot(), kind, meta));
   }
+
   bool startTransaction(const DNSName& zone, int domain_id) override {
-    return dnssec_->start_transaction(zone, domain_id);
+    return answered(calls_->start_transaction(zone.toStringNoDot(), domain_id));
   }
-  bool commitTransaction() override { return dnssec_->commit_transaction(); }
-  bool abortTransaction() override { return dnssec_->abort_transaction(); }
-  bool inTransaction() override { return dnssec_->in_transaction(); }
+  bool commitTransaction() override { return answered(calls_->commit_transaction()); }
+  bool abortTransaction() override { return answered(calls_->abort_transaction()); }
+  bool inTransaction() override { return calls_->in_transaction(); }
+
   bool getBeforeAndAfterNamesAbsolute(uint32_t id, const DNSName& qname, DNSName& unhashed,
                                       DNSName& before, DNSName& after) override {
-    return dnssec_->get_before_and_after_names_absolute(id, qname, unhashed, before, after);
+    auto n = calls_->before_and_after(id, qname.getRawLabels());
+    if (!answered(n)) return false;
+    // Relative names; DNSBackend::getBeforeAndAfterNames appends the zone. The apex is the root.
+    before = n->before.empty() ? DNSName(".") : DNSName(n->before);
+    after = n->after.empty() ? DNSName(".") : DNSName(n->after);
+    unhashed = before;
+    return true;
   }
 
   std::string directBackendCmd(const std::string& query) override {
-    if (query != "status") return "commands: status";
-    refresh();
-    return "database " + config_->database + "; zones " +
-           std::to_string(answerer_->zones().size()) + "; lookups on this instance " +
-           std::to_string(answerer_->lookups());
+    auto text = calls_->backend_command(query, counters_);
+    if (!answered(text)) return text.message();
+    return std::move(*text);
   }
 
  private:
+  // An outcome of the core's pdns semantics as pdns wants it: true for an answer, false for
+  // "no" (an error logged), DBException for "failed".
+  template <class T>
+  bool answered(const smimea::Outcome<T>& outcome) {
+    ++counters_.requests;
+    if (outcome.answered()) return true;
+    if (outcome.logged()) ++counters_.failures;
+    if (outcome.failed()) throw DBException("smimea: " + outcome.message());
+    if (outcome.logged()) {
+      g_log << Logger::Error << "[smimea] " << outcome.message() << std::endl;
+    }
+    return false;
+  }
+
   void reset() {
     listing_.reset();  // ends a transfer's read transaction
     sink_.records.clear();
@@ -342,6 +386,7 @@ class SmimeaBackend : public DNSBackend {
     if (!more.ok()) {
       const std::string zone = listing_->zone().zone.name;
       reset();
+      ++counters_.failures;
       throw DBException("smimea: list " + zone + ": " + more.status().message());
     }
     if (!*more) {
@@ -353,36 +398,20 @@ class SmimeaBackend : public DNSBackend {
     return true;
   }
 
-  // A store error fails the call: SERVFAIL for a question.
-  void refresh() {
-    const smimea::Status s = answerer_->refresh();
-    if (!s.ok()) throw DBException("smimea: " + s.message());
-  }
-
-  // For the calls where an exception would stop pdns: logs a store error, returns false.
-  bool refreshed(const char* call) {
-    const smimea::Status s = answerer_->refresh();
-    if (!s.ok()) g_log << Logger::Error << "[smimea] " << call << ": " << s.message() << std::endl;
-    return s.ok();
-  }
-
-  DomainInfo domain_info(const smimea::ZoneEntry& z) {
+  DomainInfo domain_info(const smimea::ZoneInfo& z) {
     DomainInfo di;
     di.zone = DNSName(z.fqdn);
-    di.id = static_cast<uint32_t>(z.zone.id);
-    di.serial = z.zone.serial;
-    di.notified_serial =
-        static_cast<uint32_t>(z.zone.notified_serial < 0 ? 0 : z.zone.notified_serial);
-    di.kind = z.zone.kind == smimea::ZoneKind::kMaster ? DomainInfo::Master : DomainInfo::Native;
+    di.id = static_cast<uint32_t>(z.id);
+    di.serial = z.serial;
+    di.notified_serial = z.notified_serial;
+    di.kind = z.kind == smimea::ZoneKind::kMaster ? DomainInfo::Master : DomainInfo::Native;
     di.backend = this;
     return di;
   }
 
   std::unique_ptr<smimea::Config> config_;
-  std::unique_ptr<smimea::Store> store_;
-  std::unique_ptr<smimea::Answerer> answerer_;
-  std::unique_ptr<smimea::pdns_module::DnssecCalls> dnssec_;
-  std::unique_ptr<smimea::pdns_module::TransferCalls> transfer_;
+  std::unique_ptr<smimea::PdnsCalls> calls_;
+  smimea::PdnsCalls::Counters counters_;
   std::unique_ptr<smimea::ZoneListing> listing_;  // between list() and its last get()
   ZoneRecordSink sink_;
   std::size_t pos_ = 0;
