@@ -5,8 +5,8 @@
 // each zone's SOA content rendered, reloaded only when the database changed (PRAGMA
 // data_version), never per query. lookup() costs, after warm-up: no heap allocation, at most
 // one indexed SELECT (owner names only), zone-level names answered from memory.
-// One Answerer per connection/thread, as PowerDNS uses one backend instance per thread: only
-// release_if_stale() may be called from another thread.
+// One Answerer per connection/thread, as PowerDNS uses one backend instance per thread. Its
+// reads between checks for changes share the store's held snapshot (Store::hold_read).
 #pragma once
 
 #include <chrono>
@@ -111,14 +111,6 @@ class Answerer {
   // that follow it (see lookup()).
   static constexpr std::chrono::milliseconds kRecheckInterval{1};
 
-  // Lookups keep their read transaction open and reuse it for kRecheckInterval: beginning and
-  // ending one (file locks on the -shm file, an fstat) costs more than the indexed read. One
-  // thread per process ends the transactions of Answerers that went idle, every
-  // kReleaseInterval, so that an idle server does not keep SQLite's checkpoints from emptying
-  // the WAL. Thread-safe; for that thread.
-  static constexpr std::chrono::milliseconds kReleaseInterval{100};
-  void release_if_stale();
-
   // Answers (qname, qtype) into sink. A name that is not ours gives no records and OK. A
   // store error fails the lookup only for a name at or below a zone of the last table read:
   // pdns asks every backend about every name, also from its NOTIFY and secondary thread,
@@ -180,7 +172,6 @@ class Answerer {
   Status renew();              // a new read snapshot held for lookups, checked for changes
   Status renew_for(std::string_view lower_name);  // renew(); errors only for names of ours
   bool is_ours(std::string_view lower_name) const;
-  void end_hold();
   bool below_a_zone(std::string_view lower_name) const;  // strictly below a zone of the table
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
                     RecordSink& sink);
@@ -202,11 +193,6 @@ class Answerer {
   std::unordered_map<std::string_view, std::size_t> by_name_;
   bool loaded_ = false;
   std::chrono::steady_clock::time_point last_check_{};  // of the last check for changes
-  // Between the owner's thread and the releasing thread: whether a read transaction of
-  // lookups is open on store_ (a listing's is not theirs), and the Store while it is.
-  std::mutex hold_mutex_;
-  bool holding_ = false;
-  bool registered_ = false;  // with the releasing thread
   SavedOwner saved_owner_;
   std::unordered_map<std::int64_t, std::vector<std::string>> ds_cache_;  // by child zone id
   std::uint64_t lookups_ = 0;

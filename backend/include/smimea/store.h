@@ -1,5 +1,6 @@
-// The certificate store: an SQLite database (schema/schema.sql) holding zones, certificates
-// and the SMIMEA records computed from them at insert time.
+// The certificate store: zones, certificates and the SMIMEA records computed from them at
+// insert time. The core owns this interface; its one implementation, an SQLite database
+// (schema/schema.sql), lives in backend/src/store/ and is reached only through open().
 //
 // A Store is one connection. It is not thread-safe: give each thread its own (SQLite allows
 // many readers next to one writer in WAL mode). smimea-ctl opens it read-write and wraps each
@@ -8,8 +9,10 @@
 // extended code.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -172,7 +175,7 @@ class Store {
   // schema ("run smimea-ctl init") or a newer one are StoreErrors with a clear message.
   static Result<std::unique_ptr<Store>> open(const std::string& path, const StoreOptions& options);
 
-  ~Store();
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -180,87 +183,103 @@ class Store {
 
   // Visits the records of owner `owner` in zone `zone_id`: one indexed read, no allocation
   // after the first call.
-  Status find_records(std::int64_t zone_id, const OwnerHash& owner, RecordVisitor& visitor);
+  virtual Status find_records(std::int64_t zone_id, const OwnerHash& owner,
+                              RecordVisitor& visitor) = 0;
 
   // True if another connection committed since the last call (PRAGMA data_version). Cheap.
-  Result<bool> data_changed();
+  virtual Result<bool> data_changed() = 0;
 
   // All zones, ordered by name, with has_records filled in.
-  Status load_zones(std::vector<Zone>* zones);
+  virtual Status load_zones(std::vector<Zone>* zones) = 0;
 
   // Visits every record of a zone, ordered by owner, from one consistent snapshot.
-  Status list_zone(std::int64_t zone_id, RecordVisitor& visitor);
+  virtual Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) = 0;
 
   // The same records as list_zone(), pulled one by one (a zone transfer of any size without
   // holding it in memory). See ZoneCursor.
-  Result<std::unique_ptr<ZoneCursor>> open_zone_cursor(std::int64_t zone_id);
+  virtual Result<std::unique_ptr<ZoneCursor>> open_zone_cursor(std::int64_t zone_id) = 0;
 
   // A read transaction: every read until end_read() sees one snapshot of the store, whatever
   // smimea-ctl commits meanwhile (a zone transfer reads its zone table and its records in
   // one). Conflict if one is open. A read-only (query_only) Store may use it.
-  Status begin_read();
-  void end_read() noexcept;
+  virtual Status begin_read() = 0;
+  virtual void end_read() noexcept = 0;
+
+  // The snapshot lookups share. Beginning and ending a read transaction (file locks on the
+  // -shm file, an fstat) costs more than the indexed read, so lookups keep one for a while:
+  // hold_read() ends the held snapshot, if any, and begins another. Lookups use it with
+  // held_read_mutex() locked. The store ends a held snapshot by itself once it is older than
+  // max_age and nobody holds that mutex (checked every kReleaseInterval by one thread per
+  // process), so that an idle server does not keep SQLite's checkpoints from emptying the WAL.
+  static constexpr std::chrono::milliseconds kReleaseInterval{100};
+  virtual Status hold_read(std::chrono::steady_clock::duration max_age) = 0;
+  virtual void end_held_read() noexcept = 0;
+  virtual std::mutex& held_read_mutex() = 0;
+  // Ends the held snapshot if it is older than its max_age and the mutex is free: what the
+  // releasing thread does each round. Thread-safe.
+  virtual void release_if_stale() = 0;
 
   // The DNSSEC keys of a zone, by id (secret: see key_store.h): for the DS its parent zone
   // publishes. Works on a read-only Store.
-  Status zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys);
+  virtual Status zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys) = 0;
 
   // Zone by exact (normalised) name; NotFound if absent.
-  Result<Zone> find_zone(std::string_view name);
+  virtual Result<Zone> find_zone(std::string_view name) = 0;
 
   // The spelling under which the mailbox of `address` (as printed) is stored in `zone`: the
   // address itself, another letter case of it (unless the zone is case-sensitive), or
   // nullopt if the mailbox has no certificate there.
-  Result<std::optional<std::string>> mailbox_address(const Zone& zone, std::string_view address);
+  virtual Result<std::optional<std::string>> mailbox_address(const Zone& zone,
+                                                             std::string_view address) = 0;
 
   // Certificates filtered by mailbox (an address as printed, compared as its zone compares
   // local-parts) and/or zone name; either may be empty.
-  Result<std::vector<CertInfo>> list_certificates(std::string_view address, std::string_view zone);
+  virtual Result<std::vector<CertInfo>> list_certificates(std::string_view address,
+                                                          std::string_view zone) = 0;
 
-  Status integrity_check();
+  virtual Status integrity_check() = 0;
 
   // --- write side: smimea-ctl only; wrap each command in begin()/commit() ---
 
-  Status begin();
+  virtual Status begin() = 0;
   // Bumps the serial of every zone changed since begin(), then commits.
-  Status commit();
-  void rollback() noexcept;
+  virtual Status commit() = 0;
+  virtual void rollback() noexcept = 0;
 
   // Adds a zone. A delegated _smimecert.<domain> zone takes over the certificates of
   // <domain> that its parent zone <domain> held, with their records (queries for their
   // owners go to the most specific zone from now on); *moved, if given, gets their number.
   // Refuses (Conflict) to move certificates between zones that compare local-parts
   // differently (case_sensitive).
-  Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind = ZoneKind::kMaster,
-                        int* moved = nullptr, bool case_sensitive = false);
+  virtual Result<Zone> add_zone(std::string_view name, ZoneMode mode,
+                                ZoneKind kind = ZoneKind::kMaster, int* moved = nullptr,
+                                bool case_sensitive = false) = 0;
   // Sets whether a zone compares local-parts exactly. Refuses (Conflict) a zone that holds
   // certificates: their mailboxes and owner names were decided under the other rule.
-  Result<Zone> set_zone_case(std::string_view name, bool case_sensitive);
+  virtual Result<Zone> set_zone_case(std::string_view name, bool case_sensitive) = 0;
   // Sets a zone's kind; NotFound if there is no such zone. The serial does not move.
-  Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind);
+  virtual Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind) = 0;
   // Refuses (Conflict) a zone that still has certificates unless force is set; with force the
   // certificates go too. Returns the number of certificates removed. A _smimecert.<domain>
   // zone gives its certificates back to <domain> if the store has that zone (*moved, if
   // given, gets their number), so nothing is removed but the zone.
-  Result<int> remove_zone(std::string_view name, bool force, int* moved = nullptr);
+  virtual Result<int> remove_zone(std::string_view name, bool force, int* moved = nullptr) = 0;
 
   // Stores a certificate and its records in `zone`. Adding what is already there changes
   // nothing but the TTL of its records, if another is asked for, and the zone the certificate
   // is in (see AddResult). Refuses (Conflict) records that would make an owner's RRset larger
   // than max_rrset_bytes, and, in a case-insensitive zone, a mailbox stored under another
   // spelling (add it under mailbox_address()).
-  Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert);
+  virtual Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert) = 0;
 
   // Removes the certificates of the mailbox of `address` (all, or the one with this SHA2-256
   // fingerprint) with their records: the address compared ignoring ASCII letter case, or
   // exactly in a case-sensitive zone. Returns how many were removed.
-  Result<int> remove_certificates(std::string_view address,
-                                  const std::optional<std::array<std::uint8_t, 32>>& fingerprint);
+  virtual Result<int> remove_certificates(
+      std::string_view address, const std::optional<std::array<std::uint8_t, 32>>& fingerprint) = 0;
 
- private:
-  struct Impl;
-  explicit Store(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+ protected:
+  Store() = default;
 };
 
 }  // namespace smimea

@@ -3,7 +3,6 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "smimea/dnskey.h"
 #include "smimea/hex.h"
@@ -43,46 +42,6 @@ class ForwardVisitor : public RecordVisitor {
   Answerer::SavedOwner& saved_;
 };
 
-// The thread that ends the read transactions of Answerers gone idle (see
-// Answerer::release_if_stale). Started by the first Answerer that holds one; it then runs
-// until the process exits, waking every kReleaseInterval. Answerers leave its list when they
-// are destroyed, which waits for a round in progress. (pdns creates backend instances after
-// it forks, and smimea-backend does not fork.)
-class Releaser {
- public:
-  static Releaser& instance() {
-    static Releaser* releaser = new Releaser;  // never destroyed: its thread outlives main()
-    return *releaser;
-  }
-
-  void add(Answerer* answerer) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    answerers_.push_back(answerer);
-    if (!started_) {
-      started_ = true;
-      std::thread([this] { run(); }).detach();
-    }
-  }
-
-  void remove(Answerer* answerer) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    answerers_.erase(std::remove(answerers_.begin(), answerers_.end(), answerer), answerers_.end());
-  }
-
- private:
-  [[noreturn]] void run() {
-    for (;;) {
-      std::this_thread::sleep_for(Answerer::kReleaseInterval);
-      std::lock_guard<std::mutex> lock(mutex_);
-      for (Answerer* a : answerers_) a->release_if_stale();
-    }
-  }
-
-  std::mutex mutex_;
-  std::vector<Answerer*> answerers_;
-  bool started_ = false;
-};
-
 }  // namespace
 
 QType parse_qtype(std::string_view text) {
@@ -97,28 +56,22 @@ QType parse_qtype(std::string_view text) {
 Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(config) {}
 
 Answerer::~Answerer() {
-  if (registered_) Releaser::instance().remove(this);
-  end_hold();
+  std::lock_guard<std::mutex> lock(store_.held_read_mutex());
+  store_.end_held_read();
 }
 
 Status Answerer::refresh() {
-  std::lock_guard<std::mutex> lock(hold_mutex_);
-  end_hold();  // a held snapshot may be older than kRecheckInterval
+  std::lock_guard<std::mutex> lock(store_.held_read_mutex());
+  store_.end_held_read();  // a held snapshot may be older than kRecheckInterval
   return check_for_changes();
 }
 
 Status Answerer::renew() {
-  end_hold();
-  SMIMEA_RETURN_IF_ERROR(store_.begin_read());
-  holding_ = true;
-  if (!registered_) {
-    Releaser::instance().add(this);
-    registered_ = true;
-  }
   // The snapshot is taken by data_version's read, after last_check_ is set: lookups within
   // kRecheckInterval of last_check_ see every commit made before it.
+  SMIMEA_RETURN_IF_ERROR(store_.hold_read(kRecheckInterval));
   const Status s = check_for_changes();
-  if (!s.ok()) end_hold();
+  if (!s.ok()) store_.end_held_read();
   return s;
 }
 
@@ -135,17 +88,6 @@ bool Answerer::knows(std::string_view name) const {
   char buf[kMaxQnameBytes + 1];
   std::string_view lower;
   return to_lower_name(name, buf, &lower) && is_ours(lower);
-}
-
-void Answerer::end_hold() {
-  if (!holding_) return;
-  holding_ = false;
-  store_.end_read();
-}
-
-void Answerer::release_if_stale() {
-  std::unique_lock<std::mutex> lock(hold_mutex_, std::try_to_lock);
-  if (lock.owns_lock() && holding_ && !checked_recently()) end_hold();  // else a lookup runs
 }
 
 Status Answerer::check_for_changes() {
@@ -272,7 +214,8 @@ Status Answerer::answer_cut(std::string_view qname, QType qtype, const ZoneEntry
 
 Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
                         std::int64_t zone_id) {
-  std::lock_guard<std::mutex> lock(hold_mutex_);  // never contended but by release_if_stale()
+  // Never contended but by the store's releasing thread.
+  std::lock_guard<std::mutex> lock(store_.held_read_mutex());
   ++lookups_;
   char buf[kMaxQnameBytes + 1];
   std::string_view name;
@@ -404,8 +347,8 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_transfer(std::string_view zo
 
 template <typename Pick>
 Result<std::unique_ptr<ZoneListing>> Answerer::open_listing_of(const std::string& what, Pick pick) {
-  std::lock_guard<std::mutex> lock(hold_mutex_);
-  end_hold();
+  std::lock_guard<std::mutex> lock(store_.held_read_mutex());
+  store_.end_held_read();
   SMIMEA_RETURN_IF_ERROR(store_.begin_read());
   // The zone table and the records come from the same snapshot, so a listing never pairs an
   // old SOA serial with newer records.

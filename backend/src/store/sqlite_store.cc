@@ -42,8 +42,7 @@ std::optional<ZoneKind> parse_zone_kind(std::string_view name) {
   return std::nullopt;
 }
 
-Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Store::~Store() = default;
+SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreOptions& options) {
   struct stat st {};
@@ -68,14 +67,15 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
                               "; PRAGMA mmap_size=" + std::to_string(options.mmap_bytes) + ";" +
                               (options.read_only ? " PRAGMA query_only=ON;" : "");
   SMIMEA_RETURN_IF_ERROR(exec(h, pragmas.c_str(), path + ": configure connection"));
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<SqliteStore::Impl>();
   impl->db = std::move(db).value();
   impl->options = options;
   impl->path = path;
-  return std::unique_ptr<Store>(new Store(std::move(impl)));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(impl)));
 }
 
-Status Store::find_records(std::int64_t zone_id, const OwnerHash& owner, RecordVisitor& visitor) {
+Status SqliteStore::find_records(std::int64_t zone_id, const OwnerHash& owner,
+                                 RecordVisitor& visitor) {
   Statement& s = impl_->find_records;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT usage, selector, matching_type, ttl, data FROM records "
@@ -114,7 +114,7 @@ Status Store::find_records(std::int64_t zone_id, const OwnerHash& owner, RecordV
   return Status();
 }
 
-Result<bool> Store::data_changed() {
+Result<bool> SqliteStore::data_changed() {
   Statement& s = impl_->data_version_stmt;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), "PRAGMA data_version"));
   if (s.step() != SQLITE_ROW) return impl_->error("data_version");
@@ -147,7 +147,7 @@ Zone read_zone(const Statement& s) {
 
 }  // namespace
 
-Status Store::load_zones(std::vector<Zone>* zones) {
+Status SqliteStore::load_zones(std::vector<Zone>* zones) {
   Statement& s = impl_->load_zones;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), std::string(kZoneColumns) + " ORDER BY name"));
   std::vector<Zone> out;
@@ -212,7 +212,7 @@ class SqliteZoneCursor final : public ZoneCursor {
 
 }  // namespace
 
-Result<std::unique_ptr<ZoneCursor>> Store::open_zone_cursor(std::int64_t zone_id) {
+Result<std::unique_ptr<ZoneCursor>> SqliteStore::open_zone_cursor(std::int64_t zone_id) {
   if (impl_->cursor_open) return Status::conflict("list zone", "a zone listing is already open");
   Statement& s = impl_->list_zone;
   // (zone_id, owner) index order, rowid last: no sort, rows come as the index is walked.
@@ -227,7 +227,7 @@ Result<std::unique_ptr<ZoneCursor>> Store::open_zone_cursor(std::int64_t zone_id
   return std::unique_ptr<ZoneCursor>(new SqliteZoneCursor(impl_->db.get(), s, impl_->cursor_open));
 }
 
-Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
+Status SqliteStore::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
   auto cursor = open_zone_cursor(zone_id);
   if (!cursor.ok()) return cursor.status();
   RecordView view;
@@ -239,7 +239,7 @@ Status Store::list_zone(std::int64_t zone_id, RecordVisitor& visitor) {
   }
 }
 
-Status Store::begin_read() {
+Status SqliteStore::begin_read() {
   if (impl_->in_read) return Status::conflict("begin read", "a read transaction is open");
   if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
     return Status::conflict("begin read", "a transaction is open");
@@ -255,7 +255,7 @@ Status Store::begin_read() {
   return Status();
 }
 
-void Store::end_read() noexcept {
+void SqliteStore::end_read() noexcept {
   if (!impl_->in_read) return;
   impl_->in_read = false;
   if (sqlite3_get_autocommit(impl_->db.get()) != 0) return;
@@ -268,12 +268,12 @@ void Store::end_read() noexcept {
   }
 }
 
-Status Store::zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys) {
+Status SqliteStore::zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys) {
   Statement s;
   return detail::read_domain_keys(impl_->db.get(), s, zone_id, keys);
 }
 
-Result<Zone> Store::find_zone(std::string_view name) {
+Result<Zone> SqliteStore::find_zone(std::string_view name) {
   Statement& s = impl_->find_zone;
   SMIMEA_RETURN_IF_ERROR(
       s.prepare(impl_->db.get(), std::string(kZoneColumns) + " WHERE name = ?1"));
@@ -289,8 +289,8 @@ Result<Zone> Store::find_zone(std::string_view name) {
   return z;
 }
 
-Result<std::optional<std::string>> Store::mailbox_address(const Zone& zone,
-                                                          std::string_view address) {
+Result<std::optional<std::string>> SqliteStore::mailbox_address(const Zone& zone,
+                                                                std::string_view address) {
   Statement s;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT address FROM certificates WHERE address = ?1 COLLATE "
@@ -305,8 +305,8 @@ Result<std::optional<std::string>> Store::mailbox_address(const Zone& zone,
   return std::optional<std::string>(std::string(s.text(0)));
 }
 
-Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
-                                                       std::string_view zone) {
+Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view address,
+                                                             std::string_view zone) {
   sqlite3* db = impl_->db.get();
   // Only the filters given: "(?1 = '' OR address = ?1)" would keep SQLite from using
   // idx_certificates_address, and listing one address would scan every certificate. With both,
@@ -369,7 +369,7 @@ Result<std::vector<CertInfo>> Store::list_certificates(std::string_view address,
   return out;
 }
 
-Status Store::integrity_check() {
+Status SqliteStore::integrity_check() {
   Statement s;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), "PRAGMA integrity_check"));
   if (s.step() != SQLITE_ROW) return impl_->error("integrity check");

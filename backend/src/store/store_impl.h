@@ -1,8 +1,11 @@
-// Store::Impl, shared by the store's read side (sqlite_store.cc) and write side
+// SqliteStore and its Impl, shared by the store's read side (sqlite_store.cc) and write side
 // (store_write.cc). Private to backend/src/store/.
 #pragma once
 
+#include <chrono>
 #include <ctime>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,7 +19,50 @@ namespace detail {
 inline std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 }  // namespace detail
 
-struct Store::Impl {
+// The SQLite implementation of Store (the interface the core owns: smimea/store.h).
+class SqliteStore final : public Store {
+ public:
+  struct Impl;
+  explicit SqliteStore(std::unique_ptr<Impl> impl);
+  ~SqliteStore() override;
+
+  Status find_records(std::int64_t zone_id, const OwnerHash& owner,
+                      RecordVisitor& visitor) override;
+  Result<bool> data_changed() override;
+  Status load_zones(std::vector<Zone>* zones) override;
+  Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) override;
+  Result<std::unique_ptr<ZoneCursor>> open_zone_cursor(std::int64_t zone_id) override;
+  Status begin_read() override;
+  void end_read() noexcept override;
+  Status hold_read(std::chrono::steady_clock::duration max_age) override;
+  void end_held_read() noexcept override;
+  std::mutex& held_read_mutex() override;
+  void release_if_stale() override;
+  Status zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys) override;
+  Result<Zone> find_zone(std::string_view name) override;
+  Result<std::optional<std::string>> mailbox_address(const Zone& zone,
+                                                     std::string_view address) override;
+  Result<std::vector<CertInfo>> list_certificates(std::string_view address,
+                                                  std::string_view zone) override;
+  Status integrity_check() override;
+  Status begin() override;
+  Status commit() override;
+  void rollback() noexcept override;
+  Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved,
+                        bool case_sensitive) override;
+  Result<Zone> set_zone_case(std::string_view name, bool case_sensitive) override;
+  Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind) override;
+  Result<int> remove_zone(std::string_view name, bool force, int* moved) override;
+  Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert) override;
+  Result<int> remove_certificates(
+      std::string_view address,
+      const std::optional<std::array<std::uint8_t, 32>>& fingerprint) override;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SqliteStore::Impl {
   detail::DbPtr db;
   StoreOptions options;
   std::string path;
@@ -31,6 +77,12 @@ struct Store::Impl {
       rrset_size, insert_record, bump_serial, set_kind;
   bool cursor_open = false;  // list_zone is held by a ZoneCursor
   bool in_read = false;      // inside begin_read()
+  // The snapshot of lookups (hold_read), between its user's thread and the releasing thread.
+  std::mutex held_mutex;
+  bool holding = false;
+  bool registered = false;  // with the releasing thread
+  std::chrono::steady_clock::time_point held_since{};
+  std::chrono::steady_clock::duration held_max_age{};
   // find_records: the rows of the owner seen so far (reused, so a warm lookup allocates
   // nothing).
   struct SeenRecord {

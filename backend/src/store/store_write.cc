@@ -16,12 +16,12 @@ using detail::now_seconds;
 using detail::sqlite_error;
 using detail::Statement;
 
-Status Store::begin() {
+Status SqliteStore::begin() {
   impl_->touched_zones.clear();
   return exec(impl_->db.get(), "BEGIN IMMEDIATE", "begin transaction");
 }
 
-Status Store::commit() {
+Status SqliteStore::commit() {
   Statement& s = impl_->bump_serial;
   for (std::int64_t zone_id : impl_->touched_zones) {
     // The serial moves forward on every change (RFC 1982 arithmetic: +1 wraps at 2^32), and
@@ -43,7 +43,7 @@ Status Store::commit() {
   return Status();
 }
 
-void Store::rollback() noexcept {
+void SqliteStore::rollback() noexcept {
   impl_->touched_zones.clear();
   if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
     sqlite3_exec(impl_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -96,8 +96,8 @@ Status check_same_case_rule(sqlite3* db, const Zone& from, const Zone& to, std::
 
 }  // namespace
 
-Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved,
-                             bool case_sensitive) {
+Result<Zone> SqliteStore::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved,
+                                   bool case_sensitive) {
   if (moved != nullptr) *moved = 0;
   auto existing = find_zone(name);
   if (existing.ok()) return Status::conflict(std::string(name), "zone already exists");
@@ -137,7 +137,7 @@ Result<Zone> Store::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind
   return zone;
 }
 
-Result<Zone> Store::set_zone_kind(std::string_view name, ZoneKind kind) {
+Result<Zone> SqliteStore::set_zone_kind(std::string_view name, ZoneKind kind) {
   auto zone = find_zone(name);
   if (!zone.ok()) return zone.status();
   Statement& s = impl_->set_kind;
@@ -152,7 +152,7 @@ Result<Zone> Store::set_zone_kind(std::string_view name, ZoneKind kind) {
   return find_zone(name);
 }
 
-Result<Zone> Store::set_zone_case(std::string_view name, bool case_sensitive) {
+Result<Zone> SqliteStore::set_zone_case(std::string_view name, bool case_sensitive) {
   auto zone = find_zone(name);
   if (!zone.ok()) return zone.status();
   if (zone->case_sensitive == case_sensitive) return zone;
@@ -177,7 +177,7 @@ Result<Zone> Store::set_zone_case(std::string_view name, bool case_sensitive) {
   return find_zone(name);
 }
 
-Result<int> Store::remove_zone(std::string_view name, bool force, int* moved) {
+Result<int> SqliteStore::remove_zone(std::string_view name, bool force, int* moved) {
   if (moved != nullptr) *moved = 0;
   auto zone = find_zone(name);
   if (!zone.ok()) return zone.status();
@@ -239,7 +239,7 @@ constexpr std::string_view kRrsetSizeSql =
 
 }  // namespace
 
-Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate& cert) {
+Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertificate& cert) {
   sqlite3* db = impl_->db.get();
   AddResult result;
   result.zone = zone.name;
@@ -450,7 +450,7 @@ Result<AddResult> Store::add_certificate(const Zone& zone, const NewCertificate&
   return result;
 }
 
-Result<int> Store::remove_certificates(
+Result<int> SqliteStore::remove_certificates(
     std::string_view address, const std::optional<std::array<std::uint8_t, 32>>& fingerprint) {
   sqlite3* db = impl_->db.get();
   Statement sel;

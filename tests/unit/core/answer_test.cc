@@ -2,7 +2,6 @@
 #include "smimea/answer.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <chrono>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "../sqlite_files.h"
 #include "../store_util.h"
 #include "smimea/hex.h"
 
@@ -298,49 +298,14 @@ TEST_F(AnswerTest, RegressIssue17TheParentDelegatesItsSmimecertChild) {
                                   cut + " NS 7200 ns2.example.net. (not auth)"}));
 }
 
-// Gives every b-tree page of `table` an invalid page type, as a bad sector would: reading
-// the table then fails with SQLITE_CORRUPT. The WAL is emptied into the file first.
-void damage_table(const std::string& path, const char* table) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  int busy = -1;
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &stmt, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  busy = sqlite3_column_int(stmt, 0);
-  sqlite3_finalize(stmt);
-  ASSERT_EQ(busy, 0) << "a reader still holds a snapshot";
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &stmt, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  const long page_size = sqlite3_column_int(stmt, 0);
-  sqlite3_finalize(stmt);
-  std::vector<long> pages;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT pageno FROM dbstat WHERE name = ?1", -1, &stmt, nullptr),
-            SQLITE_OK);
-  sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
-  while (sqlite3_step(stmt) == SQLITE_ROW) pages.push_back(sqlite3_column_int(stmt, 0));
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  ASSERT_FALSE(pages.empty());
-  std::FILE* f = std::fopen(path.c_str(), "r+b");
-  ASSERT_NE(f, nullptr);
-  for (long page : pages) {
-    ASSERT_NE(page, 1);
-    std::fseek(f, (page - 1) * page_size, SEEK_SET);
-    std::fputc(0, f);
-  }
-  std::fclose(f);
-}
-
 // pdns asks every backend about every name, also from its NOTIFY and secondary thread, where
 // an error stops pdns: a store that cannot be read fails lookups of our names only.
 TEST_F(AnswerTest, AStoreErrorFailsOnlyTheNamesOfOurZones) {
   ASSERT_EQ(lookup("example.com.", QType::kSoa).size(), 1u);
   add_dave();  // a commit: the next check for changes reloads the zone table
   std::this_thread::sleep_for(Answerer::kRecheckInterval + std::chrono::milliseconds(1));
-  answerer_.release_if_stale();
-  damage_table(fixture_.path(), "zones");
+  fixture_.store().release_if_stale();
+  test::damage_table(fixture_.path(), "zones");
   for (const char* name : {"example.info.", "www.example.info.", "_smimecert.other.example."}) {
     Lines sink;
     const Status s = answerer_.lookup(name, QType::kAny, sink);
@@ -370,7 +335,7 @@ TEST_F(AnswerTest, SeesANewSerialOnceTheLastCheckIsOlderThanTheInterval) {
   EXPECT_EQ(lookup("example.com.", QType::kSoa), Lines_{"example.com. SOA 1800 " + after});
 }
 
-// Lookups keep their read snapshot for kRecheckInterval (see Answerer::release_if_stale).
+// Lookups keep their read snapshot for kRecheckInterval (see Store::hold_read).
 class HoldTest : public AnswerTest {};
 
 TEST_F(HoldTest, AnOwnerAddedIsFoundOnceTheSnapshotIsOlderThanTheInterval) {
@@ -406,7 +371,7 @@ TEST_F(HoldTest, LookupsAndTheReleasingThreadTakeTurns) {
   const std::string alice = owner_name(owner_hash("alice"), "example.com");
   const auto first = lookup(alice);
   ASSERT_EQ(first.size(), 1u);
-  const auto end = std::chrono::steady_clock::now() + 3 * Answerer::kReleaseInterval;
+  const auto end = std::chrono::steady_clock::now() + 3 * Store::kReleaseInterval;
   for (int i = 0; std::chrono::steady_clock::now() < end; ++i) {
     ASSERT_EQ(lookup("example.com.").size(), 3u);
     ASSERT_EQ(lookup(alice), first);
@@ -419,23 +384,14 @@ TEST_F(HoldTest, LookupsAndTheReleasingThreadTakeTurns) {
 TEST_F(HoldTest, AnIdleSnapshotIsReleasedSoTheWalCanBeEmptied) {
   EXPECT_EQ(lookup("example.com.").size(), 3u);
   add_dave();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(fixture_.path().c_str(), &db), SQLITE_OK);
-  const auto deadline = std::chrono::steady_clock::now() + 10 * Answerer::kReleaseInterval;
+  const auto deadline = std::chrono::steady_clock::now() + 10 * Store::kReleaseInterval;
   int busy = -1;
   int wal_frames = -1;
   while (std::chrono::steady_clock::now() < deadline) {
-    sqlite3_stmt* stmt = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &stmt, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-    busy = sqlite3_column_int(stmt, 0);
-    wal_frames = sqlite3_column_int(stmt, 1);
-    sqlite3_finalize(stmt);
+    test::wal_checkpoint_truncate(fixture_.path(), &busy, &wal_frames);
     if (busy == 0 && wal_frames == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  sqlite3_close(db);
   EXPECT_EQ(busy, 0);
   EXPECT_EQ(wal_frames, 0);
 }
