@@ -9,6 +9,7 @@ SMIMEA_INSTALLED=1 the tests run the installed packages instead: /usr/bin/smimea
 import hashlib
 import os
 import pathlib
+import random
 import socket
 import subprocess
 import tempfile
@@ -50,17 +51,20 @@ def run(cmd, *, input=None, check=True, env=None, timeout=120):
 
 
 def free_port():
-    """A TCP and UDP port free on 127.0.0.1 right now."""
+    """A TCP and UDP port free on 127.0.0.1 right now, below the kernel's ephemeral range
+    (ip_local_port_range, 32768-60999 by default): a port from that range may be taken by
+    any process's next outgoing connection (pdns's NOTIFY and AXFR sockets, a client) between
+    now and the moment a server binds it, which made Knot fail to start now and then."""
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+        port = random.randrange(20000, 32768)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
 
 
 def make_cert(directory, email, *, key="ec", days=365, ca=False, name=None, san=True,

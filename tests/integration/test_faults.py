@@ -114,6 +114,27 @@ def test_backend_killed_under_load_recovers(store, tmp_path):
         assert r.rcode() == dns.rcode.NOERROR and r.answer
 
 
+def test_pipe_backend_exits_when_its_pdns_is_gone(store):
+    """pdns's pipe connector starts one backend per thread from pipes that are not
+    close-on-exec: each backend inherits the write end of the others' stdin. Keeping them
+    open, the backends of a pdns that was killed never saw EOF and lived on, holding the
+    store open. Here the backend inherits the write end of its own stdin: it must still exit
+    once the parent's copies are closed."""
+    r, w = os.pipe()
+    proc = subprocess.Popen([str(BACKEND), "--config", str(store.config), "--pipe"], stdin=r,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,))
+    os.close(r)
+    os.close(w)
+    try:
+        code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("smimea-backend --pipe kept an inherited pipe open and never saw EOF")
+    assert code == 0, proc.stderr.read()
+    proc.stderr.close()
+
+
 def test_import_killed_while_serving(store, tmp_path):
     """Inside the import's open transaction (blocked on stdin after reading every file), no
     imported owner is served; after SIGKILL the store is intact and still serves none; the

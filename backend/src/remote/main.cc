@@ -2,6 +2,7 @@
 // (pipe or unix connector). See README.md "Running with PowerDNS".
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -31,6 +32,13 @@ int main(int argc, char** argv) {
   if (listen_path.empty() && !pipe_mode) {
     std::cerr << "smimea-backend: give --listen PATH or --pipe (see --help)\n";
     return 2;
+  }
+  if (pipe_mode) {
+    // pdns 4.7 creates its coprocess pipes without close-on-exec: each backend it starts
+    // inherits the write end of the others' stdin (and pdns's own pipes). Kept open, they
+    // would keep every backend of a killed pdns waiting for an EOF that never comes, with the
+    // store open. Nothing but stdin, stdout and stderr is ours.
+    ::close_range(3, ~0U, 0);
   }
   // Logs go to stderr: in pipe mode stdout carries only replies, and stderr is pdns's.
   auto logger = spdlog::stderr_logger_mt("smimea-backend");
