@@ -2,6 +2,7 @@
 // transaction calls (pdnsutil secure-zone, set-nsec3, add-zone-key, ...; the signer reads the
 // keys), plus the one read plain NSEC needs (the owners around a name).
 //
+// An interface the core owns; its SQLite implementation is in backend/src/store/.
 // A KeyStore has its own SQLite connection, separate from the query path's read-only Store:
 // it is opened on first use, read-write (SQLite falls back to read-only when the file is
 // write-protected; writes then fail with its "readonly database" error).
@@ -62,77 +63,68 @@ struct KeyStoreOptions {
 
 class KeyStore {
  public:
-  // Opens nothing yet; path must name a store created by smimea-ctl init.
-  KeyStore(std::string path, KeyStoreOptions options = {});
-  ~KeyStore();  // rolls back an open transaction
+  // Opens nothing yet; path must name a store created by smimea-ctl init. The store's
+  // SQLite implementation (backend/src/store/).
+  static std::unique_ptr<KeyStore> create(std::string path, KeyStoreOptions options = {});
+  virtual ~KeyStore() = default;  // an open transaction is rolled back
   KeyStore(const KeyStore&) = delete;
   KeyStore& operator=(const KeyStore&) = delete;
 
   // --- keys ---
 
   // The zone's keys, ordered by id.
-  Result<std::vector<DomainKey>> get_domain_keys(std::string_view zone);
+  virtual Result<std::vector<DomainKey>> get_domain_keys(std::string_view zone) = 0;
   // Stores key (its id is ignored) and returns the new id (>= 1).
-  Result<std::int64_t> add_domain_key(std::string_view zone, const DomainKey& key);
+  virtual Result<std::int64_t> add_domain_key(std::string_view zone, const DomainKey& key) = 0;
   // NotFound if the zone has no key with this id.
-  Status remove_domain_key(std::string_view zone, std::int64_t id);
-  Status set_key_active(std::string_view zone, std::int64_t id, bool active);
-  Status set_key_published(std::string_view zone, std::int64_t id, bool published);
+  virtual Status remove_domain_key(std::string_view zone, std::int64_t id) = 0;
+  virtual Status set_key_active(std::string_view zone, std::int64_t id, bool active) = 0;
+  virtual Status set_key_published(std::string_view zone, std::int64_t id, bool published) = 0;
 
   // --- domain metadata ---
 
-  Result<DomainMetadata> get_all_domain_metadata(std::string_view zone);
+  virtual Result<DomainMetadata> get_all_domain_metadata(std::string_view zone) = 0;
   // The values of one kind, in the order they were set; empty if the kind is not set.
-  Result<std::vector<std::string>> get_domain_metadata(std::string_view zone,
-                                                       std::string_view kind);
+  virtual Result<std::vector<std::string>> get_domain_metadata(std::string_view zone,
+                                                               std::string_view kind) = 0;
   // Replaces every value of kind; an empty list deletes the kind. Atomic.
-  Status set_domain_metadata(std::string_view zone, std::string_view kind,
-                             const std::vector<std::string>& values);
+  virtual Status set_domain_metadata(std::string_view zone, std::string_view kind,
+                                     const std::vector<std::string>& values) = 0;
 
   // --- zone transfer ---
 
   // Records that pdns sent NOTIFY for serial `serial` of zone zone_id (setNotified): the zone
   // is no longer in getUpdatedMasters until its serial moves again. The serial itself does not
   // move. NotFound if there is no such zone.
-  Status set_notified(std::int64_t zone_id, std::uint32_t serial);
+  virtual Status set_notified(std::int64_t zone_id, std::uint32_t serial) = 0;
 
   // TSIG keys, by name (any case, trailing dot optional). NotFound if there is no such key.
-  Result<TsigKey> get_tsig_key(std::string_view name);
+  virtual Result<TsigKey> get_tsig_key(std::string_view name) = 0;
   // Every key, ordered by name.
-  Result<std::vector<TsigKey>> get_tsig_keys();
+  virtual Result<std::vector<TsigKey>> get_tsig_keys() = 0;
   // Adds the key or replaces the one with the same name.
-  Status set_tsig_key(const TsigKey& key);
+  virtual Status set_tsig_key(const TsigKey& key) = 0;
   // Deleting a key that does not exist is not an error.
-  Status delete_tsig_key(std::string_view name);
+  virtual Status delete_tsig_key(std::string_view name) = 0;
 
   // --- transactions (pdns's startTransaction / commitTransaction / abortTransaction) ---
 
   // Takes the store's write lock until commit() or rollback(). Conflict if one is open.
-  Status begin();
-  Status commit();
-  Status rollback();
-  bool in_transaction() const { return in_transaction_; }
+  virtual Status begin() = 0;
+  virtual Status commit() = 0;
+  virtual Status rollback() = 0;
+  virtual bool in_transaction() const = 0;
 
   // --- plain NSEC ---
 
   // The owners of zone zone_id around bound: two probes of the (zone_id, owner) index.
-  Result<OwnerNeighbours> owner_neighbours(std::int64_t zone_id, const OwnerHash& bound);
+  virtual Result<OwnerNeighbours> owner_neighbours(std::int64_t zone_id,
+                                                   const OwnerHash& bound) = 0;
   // The zone's smallest owner, if any.
-  Result<std::optional<OwnerHash>> first_owner(std::int64_t zone_id);
+  virtual Result<std::optional<OwnerHash>> first_owner(std::int64_t zone_id) = 0;
 
- private:
-  struct Impl;
-  Status open();
-  Result<std::int64_t> find_zone(std::string_view zone);
-  Status write_begin();
-  Status write_end(Status status);
-  Status bump_serial(std::int64_t zone_id);
-
-  std::string path_;
-  KeyStoreOptions options_;
-  std::unique_ptr<Impl> impl_;
-  bool in_transaction_ = false;
-  std::set<std::int64_t> touched_zones_;  // zones written in the open transaction
+ protected:
+  KeyStore() = default;
 };
 
 // One zone's owners read through a KeyStore, as nsec_neighbours() wants them.

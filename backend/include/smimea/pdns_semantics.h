@@ -178,7 +178,7 @@ class PdnsCalls {
   // "no" without an open transaction.
   Outcome<Done> commit_transaction();
   Outcome<Done> abort_transaction();
-  bool in_transaction() const { return keys_.in_transaction(); }
+  bool in_transaction() const { return keys_->in_transaction(); }
 
   // --- plain NSEC (getBeforeAndAfterNamesAbsolute) ---
 
@@ -226,7 +226,7 @@ class PdnsCalls {
   const Config& config_;
   std::unique_ptr<Store> store_;
   Answerer answerer_;
-  KeyStore keys_;  // opens its connection on first use
+  std::unique_ptr<KeyStore> keys_;  // opens its connection on first use
 };
 
 }  // namespace smimea

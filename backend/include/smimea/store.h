@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "smimea/cert.h"
+#include "smimea/config.h"
 #include "smimea/key_store.h"
 #include "smimea/owner_name.h"
 #include "smimea/status.h"
@@ -157,6 +158,15 @@ struct StoreOptions {
   std::uint64_t mmap_bytes = std::uint64_t{1} << 40;
   std::size_t max_rrset_bytes = 32768;
 };
+
+// What a connection is for. Each use takes its options from the configuration in one place
+// (store_options), so every program opens the store the same way for the same purpose.
+enum class StoreUse : std::uint8_t {
+  kServer,     // pdns's reads (both pdns adapters): read-only, busy-timeout-ms, cache-kib
+  kWriter,     // changes (smimea-ctl, the API): one transaction each, bounded memory
+  kInspector,  // a command that only reads (check-config, export)
+};
+StoreOptions store_options(const Config& config, StoreUse use);
 
 class Store {
  public:

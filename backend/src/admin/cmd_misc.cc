@@ -68,9 +68,7 @@ int init(Context& ctx) {
 int check_config(Context& ctx) {
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
-  StoreOptions options;
-  options.read_only = true;
-  auto store = Store::open(config->database, options);
+  auto store = Store::open(config->database, store_options(*config, StoreUse::kInspector));
   if (!store.ok()) return fail(store.status());
   std::vector<Zone> zones;
   if (Status s = (*store)->load_zones(&zones); !s.ok()) return fail(s);
@@ -120,9 +118,7 @@ int export_zone(Context& ctx, const MiscOptions& o) {
   if (!zone_name.ok()) return fail(zone_name.status());
   auto config = ctx.load_config();
   if (!config.ok()) return fail(config.status());
-  StoreOptions options;
-  options.read_only = true;
-  auto store = Store::open(config->database, options);
+  auto store = Store::open(config->database, store_options(*config, StoreUse::kInspector));
   if (!store.ok()) return fail(store.status());
   Answerer answerer(**store, *config);
   if (Status s = answerer.refresh(); !s.ok()) return fail(s);

@@ -15,16 +15,7 @@ namespace smimea::admin {
 Result<Config> Context::load_config() const { return smimea::load_config(config_path); }
 
 Result<std::unique_ptr<Store>> Context::open_store(const Config& config) const {
-  StoreOptions options;
-  options.read_only = false;
-  options.busy_timeout_ms = 5000;
-  // A command is one transaction, an import possibly of millions of certificates: a fixed
-  // page cache (SQLite spills to the WAL beyond it) and no memory-mapped reads keep the
-  // memory of `cert import` flat whatever its size, and cost it no speed.
-  options.cache_kib = 16384;
-  options.mmap_bytes = 0;
-  options.max_rrset_bytes = config.max_rrset_bytes;
-  return Store::open(config.database, options);
+  return Store::open(config.database, store_options(config, StoreUse::kWriter));
 }
 
 int exit_code_for(const Status& status) {

@@ -45,14 +45,6 @@ std::string lower_no_dot(std::string_view name) {
   return out;
 }
 
-StoreOptions reader_options(const Config& config) {
-  StoreOptions options;
-  options.read_only = true;
-  options.busy_timeout_ms = config.busy_timeout_ms;
-  options.cache_kib = config.cache_kib;
-  return options;
-}
-
 KeyStoreOptions writer_options(const Config& config) {
   KeyStoreOptions options;
   // Writers (pdnsutil, smimea-ctl) hold the lock for milliseconds; stay under pdns's 2 s.
@@ -63,7 +55,7 @@ KeyStoreOptions writer_options(const Config& config) {
 }  // namespace
 
 Result<std::unique_ptr<PdnsCalls>> PdnsCalls::open(const Config& config) {
-  auto store = Store::open(config.database, reader_options(config));
+  auto store = Store::open(config.database, store_options(config, StoreUse::kServer));
   if (!store.ok()) return store.status();
   return std::unique_ptr<PdnsCalls>(new PdnsCalls(config, std::move(store).value()));
 }
@@ -76,7 +68,7 @@ PdnsCalls::PdnsCalls(const Config& config, std::unique_ptr<Store> store)
     : config_(config),
       store_(std::move(store)),
       answerer_(*store_, config),
-      keys_(config.database, writer_options(config)) {}
+      keys_(KeyStore::create(config.database, writer_options(config))) {}
 
 PdnsCalls::~PdnsCalls() = default;
 
@@ -138,13 +130,13 @@ Outcome<std::vector<ZoneInfo>> PdnsCalls::updated_masters() {
 }
 
 Outcome<Done> PdnsCalls::set_notified(std::int64_t zone_id, std::uint32_t serial) {
-  const Status s = keys_.set_notified(zone_id, serial);
+  const Status s = keys_->set_notified(zone_id, serial);
   if (!s.ok()) return Outcome<Done>::no_after_error(what("setNotified", s));
   return Done{};
 }
 
 Outcome<std::vector<DomainKey>> PdnsCalls::domain_keys(std::string_view zone) {
-  auto keys = keys_.get_domain_keys(zone);
+  auto keys = keys_->get_domain_keys(zone);
   if (keys.ok()) return std::move(keys).value();
   // A zone not in our table is another backend's: "no", also when the store failed.
   if (not_ours(keys.status()) || !answerer_.knows(zone)) {
@@ -156,7 +148,7 @@ Outcome<std::vector<DomainKey>> PdnsCalls::domain_keys(std::string_view zone) {
 Outcome<DomainMetadata> PdnsCalls::all_domain_metadata(std::string_view zone) {
   // "no" for zones that are not ours: pdns then asks the next backend, so an overlay never
   // hides the owner's NSEC3PARAM.
-  auto meta = keys_.get_all_domain_metadata(zone);
+  auto meta = keys_->get_all_domain_metadata(zone);
   if (meta.ok()) return std::move(meta).value();
   if (not_ours(meta.status()) || !answerer_.knows(zone)) return Outcome<DomainMetadata>::no();
   return Outcome<DomainMetadata>::failed(what("getAllDomainMetadata", meta.status()));
@@ -164,7 +156,7 @@ Outcome<DomainMetadata> PdnsCalls::all_domain_metadata(std::string_view zone) {
 
 Outcome<std::vector<std::string>> PdnsCalls::domain_metadata(std::string_view zone,
                                                              std::string_view kind) {
-  auto values = keys_.get_domain_metadata(zone, kind);
+  auto values = keys_->get_domain_metadata(zone, kind);
   if (values.ok()) return std::move(values).value();
   if (not_ours(values.status())) return Outcome<std::vector<std::string>>::no();
   return Outcome<std::vector<std::string>>::no_after_error(
@@ -172,28 +164,28 @@ Outcome<std::vector<std::string>> PdnsCalls::domain_metadata(std::string_view zo
 }
 
 Outcome<std::int64_t> PdnsCalls::add_domain_key(std::string_view zone, const DomainKey& key) {
-  auto id = keys_.add_domain_key(zone, key);
+  auto id = keys_->add_domain_key(zone, key);
   if (!id.ok()) return refused<std::int64_t>("addDomainKey", id.status());
   return *id;
 }
 
 Outcome<Done> PdnsCalls::remove_domain_key(std::string_view zone, std::int64_t id) {
-  return done_or_refused("removeDomainKey", keys_.remove_domain_key(zone, id));
+  return done_or_refused("removeDomainKey", keys_->remove_domain_key(zone, id));
 }
 
 Outcome<Done> PdnsCalls::set_key_active(std::string_view zone, std::int64_t id, bool active) {
   return done_or_refused(active ? "activateDomainKey" : "deactivateDomainKey",
-                         keys_.set_key_active(zone, id, active));
+                         keys_->set_key_active(zone, id, active));
 }
 
 Outcome<Done> PdnsCalls::set_key_published(std::string_view zone, std::int64_t id, bool published) {
   return done_or_refused(published ? "publishDomainKey" : "unpublishDomainKey",
-                         keys_.set_key_published(zone, id, published));
+                         keys_->set_key_published(zone, id, published));
 }
 
 Outcome<Done> PdnsCalls::set_domain_metadata(std::string_view zone, std::string_view kind,
                                              const std::vector<std::string>& values) {
-  return done_or_refused("setDomainMetadata", keys_.set_domain_metadata(zone, kind, values));
+  return done_or_refused("setDomainMetadata", keys_->set_domain_metadata(zone, kind, values));
 }
 
 Outcome<Done> PdnsCalls::start_transaction(std::string_view zone, std::int64_t zone_id) {
@@ -208,17 +200,17 @@ Outcome<Done> PdnsCalls::start_transaction(std::string_view zone, std::int64_t z
                                                   "zone records are managed with smimea-ctl; "
                                                   "pdns cannot replace them"));
   }
-  return done_or_refused("startTransaction", keys_.begin());
+  return done_or_refused("startTransaction", keys_->begin());
 }
 
 Outcome<Done> PdnsCalls::commit_transaction() {
-  if (!keys_.in_transaction()) return Outcome<Done>::no();
-  return done_or_refused("commitTransaction", keys_.commit());
+  if (!keys_->in_transaction()) return Outcome<Done>::no();
+  return done_or_refused("commitTransaction", keys_->commit());
 }
 
 Outcome<Done> PdnsCalls::abort_transaction() {
-  if (!keys_.in_transaction()) return Outcome<Done>::no();
-  return done_or_refused("abortTransaction", keys_.rollback());
+  if (!keys_->in_transaction()) return Outcome<Done>::no();
+  return done_or_refused("abortTransaction", keys_->rollback());
 }
 
 Outcome<const ZoneEntry*> PdnsCalls::nsec_zone(std::int64_t zone_id) {
@@ -251,7 +243,7 @@ Outcome<NsecNeighbours> PdnsCalls::neighbours(const ZoneEntry& zone,
                                               const std::vector<std::string>& labels) {
   using Out = Outcome<NsecNeighbours>;
   if (labels.size() == 1 && looks_like_nsec3_hash(labels.front())) {
-    auto param = keys_.get_domain_metadata(zone.zone.name, "NSEC3PARAM");
+    auto param = keys_->get_domain_metadata(zone.zone.name, "NSEC3PARAM");
     if (!param.ok() && !not_ours(param.status())) {
       return Out::failed(what(kNeighboursCall, param.status()));
     }
@@ -262,7 +254,7 @@ Outcome<NsecNeighbours> PdnsCalls::neighbours(const ZoneEntry& zone,
                          zone.zone.name + " '1 0 0 -' narrow");
     }
   }
-  KeyStoreOwnerReader reader(keys_, zone.zone.id);
+  KeyStoreOwnerReader reader(*keys_, zone.zone.id);
   // A delegated _smimecert child is a name of the parent (the cut), records or not.
   auto n =
       nsec_neighbours(zone.zone.name, zone.zone.has_records || zone.child >= 0, labels, reader);
@@ -271,7 +263,7 @@ Outcome<NsecNeighbours> PdnsCalls::neighbours(const ZoneEntry& zone,
 }
 
 Outcome<TsigKey> PdnsCalls::tsig_key(std::string_view name, std::string_view algorithm) {
-  auto key = keys_.get_tsig_key(name);
+  auto key = keys_->get_tsig_key(name);
   if (!key.ok()) {
     if (key.status().is_not_found()) return Outcome<TsigKey>::no();
     return Outcome<TsigKey>::no_after_error(what("getTSIGKey", key.status()));
@@ -284,7 +276,7 @@ Outcome<TsigKey> PdnsCalls::tsig_key(std::string_view name, std::string_view alg
 }
 
 Outcome<std::vector<TsigKey>> PdnsCalls::tsig_keys() {
-  auto keys = keys_.get_tsig_keys();
+  auto keys = keys_->get_tsig_keys();
   if (!keys.ok()) {
     return Outcome<std::vector<TsigKey>>::no_after_error(what("getTSIGKeys", keys.status()));
   }
@@ -292,13 +284,13 @@ Outcome<std::vector<TsigKey>> PdnsCalls::tsig_keys() {
 }
 
 Outcome<Done> PdnsCalls::set_tsig_key(const TsigKey& key) {
-  const Status s = keys_.set_tsig_key(key);
+  const Status s = keys_->set_tsig_key(key);
   if (!s.ok()) return Outcome<Done>::no_after_error(what("setTSIGKey", s));
   return Done{};
 }
 
 Outcome<Done> PdnsCalls::delete_tsig_key(std::string_view name) {
-  const Status s = keys_.delete_tsig_key(name);
+  const Status s = keys_->delete_tsig_key(name);
   if (!s.ok()) return Outcome<Done>::no_after_error(what("deleteTSIGKey", s));
   return Done{};
 }

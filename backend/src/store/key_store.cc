@@ -28,7 +28,51 @@ std::string normalize_zone(std::string_view zone) {
 
 }  // namespace
 
-struct KeyStore::Impl {
+// The SQLite implementation of KeyStore.
+class SqliteKeyStore final : public KeyStore {
+ public:
+  SqliteKeyStore(std::string path, KeyStoreOptions options)
+      : path_(std::move(path)), options_(options) {}
+  ~SqliteKeyStore() override;
+
+  Result<std::vector<DomainKey>> get_domain_keys(std::string_view zone) override;
+  Result<std::int64_t> add_domain_key(std::string_view zone, const DomainKey& key) override;
+  Status remove_domain_key(std::string_view zone, std::int64_t id) override;
+  Status set_key_active(std::string_view zone, std::int64_t id, bool active) override;
+  Status set_key_published(std::string_view zone, std::int64_t id, bool published) override;
+  Result<DomainMetadata> get_all_domain_metadata(std::string_view zone) override;
+  Result<std::vector<std::string>> get_domain_metadata(std::string_view zone,
+                                                       std::string_view kind) override;
+  Status set_domain_metadata(std::string_view zone, std::string_view kind,
+                             const std::vector<std::string>& values) override;
+  Status set_notified(std::int64_t zone_id, std::uint32_t serial) override;
+  Result<TsigKey> get_tsig_key(std::string_view name) override;
+  Result<std::vector<TsigKey>> get_tsig_keys() override;
+  Status set_tsig_key(const TsigKey& key) override;
+  Status delete_tsig_key(std::string_view name) override;
+  Status begin() override;
+  Status commit() override;
+  Status rollback() override;
+  bool in_transaction() const override { return in_transaction_; }
+  Result<OwnerNeighbours> owner_neighbours(std::int64_t zone_id, const OwnerHash& bound) override;
+  Result<std::optional<OwnerHash>> first_owner(std::int64_t zone_id) override;
+
+ private:
+  struct Impl;
+  Status open();
+  Result<std::int64_t> find_zone(std::string_view zone);
+  Status write_begin();
+  Status write_end(Status status);
+  Status bump_serial(std::int64_t zone_id);
+
+  std::string path_;
+  KeyStoreOptions options_;
+  std::unique_ptr<Impl> impl_;
+  bool in_transaction_ = false;
+  std::set<std::int64_t> touched_zones_;  // zones written in the open transaction
+};
+
+struct SqliteKeyStore::Impl {
   DbPtr db;  // declared first: the statements below are finalised before it closes
   Statement find_zone, get_keys, add_key, remove_key, set_active, set_published, get_all_meta,
       get_meta, delete_meta, insert_meta, bump_serial, neighbours, first_owner, set_notified,
@@ -43,14 +87,15 @@ struct KeyStore::Impl {
   Status error(std::string_view what) const { return sqlite_error(db.get(), what); }
 };
 
-KeyStore::KeyStore(std::string path, KeyStoreOptions options)
-    : path_(std::move(path)), options_(options) {}
+std::unique_ptr<KeyStore> KeyStore::create(std::string path, KeyStoreOptions options) {
+  return std::make_unique<SqliteKeyStore>(std::move(path), options);
+}
 
-KeyStore::~KeyStore() {
+SqliteKeyStore::~SqliteKeyStore() {
   if (impl_ && in_transaction_) impl_->exec("ROLLBACK", "rollback").ok();
 }
 
-Status KeyStore::open() {
+Status SqliteKeyStore::open() {
   if (impl_) return Status();
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
@@ -72,7 +117,7 @@ Status KeyStore::open() {
   return Status();
 }
 
-Result<std::int64_t> KeyStore::find_zone(std::string_view zone) {
+Result<std::int64_t> SqliteKeyStore::find_zone(std::string_view zone) {
   SMIMEA_RETURN_IF_ERROR(open());
   const std::string name = normalize_zone(zone);
   Statement& s = impl_->find_zone;
@@ -98,12 +143,12 @@ Result<std::int64_t> KeyStore::find_zone(std::string_view zone) {
 
 // Writes outside pdns's transaction get their own (IMMEDIATE: the write lock is taken up
 // front, so the busy timeout applies); inside it, a savepoint keeps each call atomic.
-Status KeyStore::write_begin() {
+Status SqliteKeyStore::write_begin() {
   return impl_->exec(in_transaction_ ? "SAVEPOINT key_store_write" : "BEGIN IMMEDIATE",
                      "begin write");
 }
 
-Status KeyStore::write_end(Status status) {
+Status SqliteKeyStore::write_end(Status status) {
   if (in_transaction_) {
     if (status.ok()) return impl_->exec("RELEASE key_store_write", "release savepoint");
     impl_->exec("ROLLBACK TO key_store_write", "rollback to savepoint").ok();
@@ -118,7 +163,7 @@ Status KeyStore::write_end(Status status) {
   return status;
 }
 
-Status KeyStore::bump_serial(std::int64_t zone_id) {
+Status SqliteKeyStore::bump_serial(std::int64_t zone_id) {
   if (in_transaction_) {
     touched_zones_.insert(zone_id);
     return Status();
@@ -140,7 +185,7 @@ Status KeyStore::bump_serial(std::int64_t zone_id) {
   return Status();
 }
 
-Result<std::vector<DomainKey>> KeyStore::get_domain_keys(std::string_view zone) {
+Result<std::vector<DomainKey>> SqliteKeyStore::get_domain_keys(std::string_view zone) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   std::vector<DomainKey> keys;
@@ -149,7 +194,7 @@ Result<std::vector<DomainKey>> KeyStore::get_domain_keys(std::string_view zone) 
   return keys;
 }
 
-Result<std::int64_t> KeyStore::add_domain_key(std::string_view zone, const DomainKey& key) {
+Result<std::int64_t> SqliteKeyStore::add_domain_key(std::string_view zone, const DomainKey& key) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   if (key.flags > 65535) {
@@ -196,7 +241,7 @@ Status change_key(sqlite3* db, Statement& stmt, const char* sql, std::int64_t zo
 
 }  // namespace
 
-Status KeyStore::remove_domain_key(std::string_view zone, std::int64_t id) {
+Status SqliteKeyStore::remove_domain_key(std::string_view zone, std::int64_t id) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   SMIMEA_RETURN_IF_ERROR(write_begin());
@@ -207,7 +252,7 @@ Status KeyStore::remove_domain_key(std::string_view zone, std::int64_t id) {
   return write_end(std::move(s));
 }
 
-Status KeyStore::set_key_active(std::string_view zone, std::int64_t id, bool active) {
+Status SqliteKeyStore::set_key_active(std::string_view zone, std::int64_t id, bool active) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   SMIMEA_RETURN_IF_ERROR(write_begin());
@@ -219,7 +264,7 @@ Status KeyStore::set_key_active(std::string_view zone, std::int64_t id, bool act
   return write_end(std::move(s));
 }
 
-Status KeyStore::set_key_published(std::string_view zone, std::int64_t id, bool published) {
+Status SqliteKeyStore::set_key_published(std::string_view zone, std::int64_t id, bool published) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   SMIMEA_RETURN_IF_ERROR(write_begin());
@@ -231,7 +276,7 @@ Status KeyStore::set_key_published(std::string_view zone, std::int64_t id, bool 
   return write_end(std::move(s));
 }
 
-Result<DomainMetadata> KeyStore::get_all_domain_metadata(std::string_view zone) {
+Result<DomainMetadata> SqliteKeyStore::get_all_domain_metadata(std::string_view zone) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   Statement& s = impl_->get_all_meta;
@@ -249,8 +294,8 @@ Result<DomainMetadata> KeyStore::get_all_domain_metadata(std::string_view zone) 
   return meta;
 }
 
-Result<std::vector<std::string>> KeyStore::get_domain_metadata(std::string_view zone,
-                                                               std::string_view kind) {
+Result<std::vector<std::string>> SqliteKeyStore::get_domain_metadata(std::string_view zone,
+                                                                     std::string_view kind) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   Statement& s = impl_->get_meta;
@@ -267,8 +312,8 @@ Result<std::vector<std::string>> KeyStore::get_domain_metadata(std::string_view 
   return values;
 }
 
-Status KeyStore::set_domain_metadata(std::string_view zone, std::string_view kind,
-                                     const std::vector<std::string>& values) {
+Status SqliteKeyStore::set_domain_metadata(std::string_view zone, std::string_view kind,
+                                           const std::vector<std::string>& values) {
   auto zone_id = find_zone(zone);
   if (!zone_id.ok()) return zone_id.status();
   if (kind.empty()) return Status::invalid_argument(normalize_zone(zone), "empty metadata kind");
@@ -300,7 +345,7 @@ Status KeyStore::set_domain_metadata(std::string_view zone, std::string_view kin
   return write_end(std::move(s));
 }
 
-Status KeyStore::set_notified(std::int64_t zone_id, std::uint32_t serial) {
+Status SqliteKeyStore::set_notified(std::int64_t zone_id, std::uint32_t serial) {
   SMIMEA_RETURN_IF_ERROR(open());
   SMIMEA_RETURN_IF_ERROR(write_begin());
   Status s = [&] {
@@ -319,7 +364,7 @@ Status KeyStore::set_notified(std::int64_t zone_id, std::uint32_t serial) {
   return write_end(std::move(s));
 }
 
-Result<TsigKey> KeyStore::get_tsig_key(std::string_view name) {
+Result<TsigKey> SqliteKeyStore::get_tsig_key(std::string_view name) {
   SMIMEA_RETURN_IF_ERROR(open());
   const std::string key_name = normalize_zone(name);
   Statement& s = impl_->get_tsig;
@@ -341,7 +386,7 @@ Result<TsigKey> KeyStore::get_tsig_key(std::string_view name) {
   return key;
 }
 
-Result<std::vector<TsigKey>> KeyStore::get_tsig_keys() {
+Result<std::vector<TsigKey>> SqliteKeyStore::get_tsig_keys() {
   SMIMEA_RETURN_IF_ERROR(open());
   Statement& s = impl_->get_tsigs;
   SMIMEA_RETURN_IF_ERROR(
@@ -360,7 +405,7 @@ Result<std::vector<TsigKey>> KeyStore::get_tsig_keys() {
   return keys;
 }
 
-Status KeyStore::set_tsig_key(const TsigKey& key) {
+Status SqliteKeyStore::set_tsig_key(const TsigKey& key) {
   const std::string name = normalize_zone(key.name);
   const std::string algorithm = normalize_zone(key.algorithm);
   // The secret is not part of any message.
@@ -386,7 +431,7 @@ Status KeyStore::set_tsig_key(const TsigKey& key) {
   return write_end(std::move(s));
 }
 
-Status KeyStore::delete_tsig_key(std::string_view name) {
+Status SqliteKeyStore::delete_tsig_key(std::string_view name) {
   const std::string key_name = normalize_zone(name);
   SMIMEA_RETURN_IF_ERROR(open());
   SMIMEA_RETURN_IF_ERROR(write_begin());
@@ -402,7 +447,7 @@ Status KeyStore::delete_tsig_key(std::string_view name) {
   return write_end(std::move(s));
 }
 
-Status KeyStore::begin() {
+Status SqliteKeyStore::begin() {
   if (in_transaction_) return Status::conflict("begin transaction", "a transaction is open");
   SMIMEA_RETURN_IF_ERROR(open());
   SMIMEA_RETURN_IF_ERROR(impl_->exec("BEGIN IMMEDIATE", "begin transaction"));
@@ -411,7 +456,7 @@ Status KeyStore::begin() {
   return Status();
 }
 
-Status KeyStore::commit() {
+Status SqliteKeyStore::commit() {
   if (!in_transaction_) return Status::conflict("commit", "no transaction is open");
   in_transaction_ = false;  // from here on bump_serial() writes instead of collecting
   Status s;
@@ -425,14 +470,15 @@ Status KeyStore::commit() {
   return s;
 }
 
-Status KeyStore::rollback() {
+Status SqliteKeyStore::rollback() {
   if (!in_transaction_) return Status::conflict("abort", "no transaction is open");
   in_transaction_ = false;
   touched_zones_.clear();
   return impl_->exec("ROLLBACK", "rollback transaction");
 }
 
-Result<OwnerNeighbours> KeyStore::owner_neighbours(std::int64_t zone_id, const OwnerHash& bound) {
+Result<OwnerNeighbours> SqliteKeyStore::owner_neighbours(std::int64_t zone_id,
+                                                         const OwnerHash& bound) {
   SMIMEA_RETURN_IF_ERROR(open());
   Statement& s = impl_->neighbours;
   SMIMEA_RETURN_IF_ERROR(s.prepare(
@@ -458,7 +504,7 @@ Result<OwnerNeighbours> KeyStore::owner_neighbours(std::int64_t zone_id, const O
   return out;
 }
 
-Result<std::optional<OwnerHash>> KeyStore::first_owner(std::int64_t zone_id) {
+Result<std::optional<OwnerHash>> SqliteKeyStore::first_owner(std::int64_t zone_id) {
   SMIMEA_RETURN_IF_ERROR(open());
   Statement& s = impl_->first_owner;
   SMIMEA_RETURN_IF_ERROR(s.prepare(

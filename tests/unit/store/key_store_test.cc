@@ -65,7 +65,8 @@ class KeyStoreTest : public ::testing::Test {
 
   StoreFixture store_;
   std::vector<Zone> zones_;
-  KeyStore keys_{store_.path()};
+  std::unique_ptr<KeyStore> keys_ptr_ = KeyStore::create(store_.path());
+  KeyStore& keys_ = *keys_ptr_;
 };
 
 TEST_F(KeyStoreTest, AddGetKeysRoundTrip) {
@@ -243,7 +244,8 @@ TEST_F(KeyStoreTest, TransactionsCommitAndRollBack) {
   ASSERT_TRUE(keys_.commit().ok());
   EXPECT_EQ(raw_int(store_.path(), "SELECT count(*) FROM domain_keys"), 1);
   EXPECT_EQ(raw_int(store_.path(), "SELECT count(*) FROM domain_metadata"), 1);
-  KeyStore other(store_.path());
+  auto other_ptr = KeyStore::create(store_.path());
+  KeyStore& other = *other_ptr;
   auto seen = other.get_domain_keys("example.com");
   ASSERT_TRUE(seen.ok());
   EXPECT_EQ(seen->size(), 1u);
@@ -251,7 +253,8 @@ TEST_F(KeyStoreTest, TransactionsCommitAndRollBack) {
 
 TEST_F(KeyStoreTest, OpenTransactionIsRolledBackOnDestruction) {
   {
-    KeyStore scoped(store_.path());
+    auto scoped_ptr = KeyStore::create(store_.path());
+    KeyStore& scoped = *scoped_ptr;
     ASSERT_TRUE(scoped.begin().ok());
     ASSERT_TRUE(scoped.add_domain_key("example.com", key(257)).ok());
   }
@@ -262,7 +265,8 @@ TEST_F(KeyStoreTest, OpenTransactionIsRolledBackOnDestruction) {
 TEST_F(KeyStoreTest, WriterWaitsThenFailsWhileAnotherHoldsTheLock) {
   KeyStoreOptions quick;
   quick.busy_timeout_ms = 50;
-  KeyStore other(store_.path(), quick);
+  auto other_ptr = KeyStore::create(store_.path(), quick);
+  KeyStore& other = *other_ptr;
   ASSERT_TRUE(keys_.begin().ok());
   auto blocked = other.add_domain_key("example.com", key(257));
   ASSERT_FALSE(blocked.ok());
@@ -290,7 +294,8 @@ TEST_F(KeyStoreTest, RemovingAZoneRemovesItsKeysAndMetadata) {
 
 TEST_F(KeyStoreTest, MissingStoreIsAStoreErrorAndNotCreated) {
   TempDir dir;
-  KeyStore missing(dir.file("nope.db"));
+  auto missing_ptr = KeyStore::create(dir.file("nope.db"));
+  KeyStore& missing = *missing_ptr;
   auto keys = missing.get_domain_keys("example.com");
   ASSERT_FALSE(keys.ok());
   EXPECT_EQ(keys.status().code(), Status::Code::kStoreError);
@@ -350,7 +355,8 @@ TEST(KeyStoreMigration, VersionOneFixtureMigratesWithItsData) {
     auto old = Store::open(path, StoreOptions{});
     ASSERT_FALSE(old.ok());
     EXPECT_NE(old.status().message().find("smimea-ctl init"), std::string::npos);
-    KeyStore keys(path);
+    auto keys_ptr = KeyStore::create(path);
+    KeyStore& keys = *keys_ptr;
     auto refused = keys.get_domain_keys("example.com");
     ASSERT_FALSE(refused.ok());
     EXPECT_NE(refused.status().message().find("smimea-ctl init"), std::string::npos);
@@ -373,7 +379,8 @@ TEST(KeyStoreMigration, VersionOneFixtureMigratesWithItsData) {
   ASSERT_TRUE(certs.ok());
   ASSERT_EQ(certs->size(), 1u);
   EXPECT_EQ(certs->front().zone, "example.com");
-  KeyStore keys(path);
+  auto keys_ptr = KeyStore::create(path);
+  KeyStore& keys = *keys_ptr;
   auto id = keys.add_domain_key("example.com", key(257));
   ASSERT_TRUE(id.ok()) << id.status().message();
   EXPECT_EQ(keys.get_domain_keys("example.net").status().code(), Status::Code::kConflict);
@@ -393,7 +400,8 @@ TEST(KeyStoreMigration, VersionTwoFixtureMigratesWithItsData) {
     auto old = Store::open(path, StoreOptions{});
     ASSERT_FALSE(old.ok());
     EXPECT_NE(old.status().message().find("smimea-ctl init"), std::string::npos);
-    KeyStore keys(path);
+    auto keys_ptr = KeyStore::create(path);
+    KeyStore& keys = *keys_ptr;
     auto refused = keys.get_tsig_keys();
     ASSERT_FALSE(refused.ok());
     EXPECT_NE(refused.status().message().find("smimea-ctl init"), std::string::npos);
@@ -421,7 +429,8 @@ TEST(KeyStoreMigration, VersionTwoFixtureMigratesWithItsData) {
   ASSERT_TRUE(org.ok());
   EXPECT_EQ(org->kind, ZoneKind::kMaster);
   EXPECT_EQ(org->notified_serial, 1795884000);
-  KeyStore keys(path);
+  auto keys_ptr = KeyStore::create(path);
+  KeyStore& keys = *keys_ptr;
   auto stored = keys.get_domain_keys("example.com");
   ASSERT_TRUE(stored.ok()) << stored.status().message();
   ASSERT_EQ(stored->size(), 1u);
