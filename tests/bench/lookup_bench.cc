@@ -145,7 +145,7 @@ const Fixture& fixture() {
 
 class CountingSink : public smimea::RecordSink {
  public:
-  void add_text(std::string_view, std::string_view, std::uint32_t, std::int64_t,
+  void add_text(std::string_view, smimea::QType, std::uint32_t, std::int64_t,
                 std::string_view content, bool) override {
     bytes += content.size();
   }

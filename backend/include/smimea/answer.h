@@ -29,14 +29,18 @@ enum class QType : std::uint8_t { kAny, kSoa, kNs, kSmimea, kDs, kOther };
 // "ANY", "SOA", "NS", "SMIMEA", "DS" (any case); anything else is kOther.
 QType parse_qtype(std::string_view text);
 
+// The mnemonic of qtype ("SOA", ...); "" for kOther.
+std::string_view qtype_name(QType qtype);
+
 // Receives the records of an answer. qname is the name as the caller spelled it (lookup) or
 // the owner name (list); all string_views are valid only during the call.
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  // SOA, NS and DS records; content is in presentation format. auth is false only for the NS
-  // of a delegation point in the parent zone (pdns's "auth" flag: not authoritative data).
-  virtual void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
+  // SOA, NS and DS records (qtype is one of the three); content is in presentation format.
+  // auth is false only for the NS of a delegation point in the parent zone (pdns's "auth"
+  // flag: not authoritative data).
+  virtual void add_text(std::string_view qname, QType qtype, std::uint32_t ttl,
                         std::int64_t zone_id, std::string_view content, bool auth) = 0;
   virtual void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) = 0;
   // An empty non-terminal marker (pdns's "ENT" pseudo-type).
@@ -78,7 +82,8 @@ class ZoneListing {
  private:
   friend class Answerer;
   struct TextRecord {
-    std::string name, qtype;
+    std::string name;
+    QType qtype;
     std::uint32_t ttl;
     std::string content;
     bool auth;

@@ -93,9 +93,9 @@ int check_config(Context& ctx) {
 class ZoneFileSink : public RecordSink {
  public:
   explicit ZoneFileSink(std::ostream& out) : out_(out) {}
-  void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl, std::int64_t,
+  void add_text(std::string_view qname, QType qtype, std::uint32_t ttl, std::int64_t,
                 std::string_view content, bool /*auth*/) override {
-    out_ << qname << '\t' << ttl << "\tIN\t" << qtype << '\t' << content << '\n';
+    out_ << qname << '\t' << ttl << "\tIN\t" << qtype_name(qtype) << '\t' << content << '\n';
   }
   void add_smimea(std::string_view qname, std::int64_t, const RecordView& rr) override {
     line_.clear();

@@ -53,6 +53,24 @@ QType parse_qtype(std::string_view text) {
   return QType::kOther;
 }
 
+std::string_view qtype_name(QType qtype) {
+  switch (qtype) {
+    case QType::kAny:
+      return "ANY";
+    case QType::kSoa:
+      return "SOA";
+    case QType::kNs:
+      return "NS";
+    case QType::kSmimea:
+      return "SMIMEA";
+    case QType::kDs:
+      return "DS";
+    case QType::kOther:
+      break;
+  }
+  return "";
+}
+
 Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(config) {}
 
 Answerer::~Answerer() {
@@ -199,14 +217,14 @@ Status Answerer::answer_cut(std::string_view qname, QType qtype, const ZoneEntry
   // it would put the SOA bit in the parent's denial and hide the DS.
   if (qtype == QType::kAny || qtype == QType::kNs) {
     for (const std::string& ns : config_.nameservers) {
-      sink.add_text(qname, "NS", config_.ns_ttl, parent.zone.id, ns, /*auth=*/false);
+      sink.add_text(qname, QType::kNs, config_.ns_ttl, parent.zone.id, ns, /*auth=*/false);
     }
   }
   if (qtype == QType::kAny || qtype == QType::kDs) {
     auto ds = delegation_ds_of(child);
     if (!ds.ok()) return ds.status();
     for (const std::string& d : **ds) {
-      sink.add_text(qname, "DS", config_.ns_ttl, parent.zone.id, d, /*auth=*/true);
+      sink.add_text(qname, QType::kDs, config_.ns_ttl, parent.zone.id, d, /*auth=*/true);
     }
   }
   return Status();
@@ -266,11 +284,11 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
       return Status();
     }
     if (qtype == QType::kAny || qtype == QType::kSoa) {
-      sink.add_text(qname, "SOA", config_.soa.ttl, zone->zone.id, zone->soa_content, true);
+      sink.add_text(qname, QType::kSoa, config_.soa.ttl, zone->zone.id, zone->soa_content, true);
     }
     if (qtype == QType::kAny || qtype == QType::kNs) {
       for (const std::string& ns : config_.nameservers) {
-        sink.add_text(qname, "NS", config_.ns_ttl, zone->zone.id, ns, true);
+        sink.add_text(qname, QType::kNs, config_.ns_ttl, zone->zone.id, ns, true);
       }
     }
     return Status();
@@ -364,22 +382,24 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_listing_of(const std::string
   // every owner); the child's records are the child's.
   std::vector<ZoneListing::TextRecord> texts;
   if (zone->zone.mode == ZoneMode::kAuthoritative) {
-    texts.push_back({zone->fqdn, "SOA", config_.soa.ttl, zone->soa_content, true});
+    texts.push_back({zone->fqdn, QType::kSoa, config_.soa.ttl, zone->soa_content, true});
     for (const std::string& ns : config_.nameservers) {
-      texts.push_back({zone->fqdn, "NS", config_.ns_ttl, ns, true});
+      texts.push_back({zone->fqdn, QType::kNs, config_.ns_ttl, ns, true});
     }
   }
   if (zone->child >= 0) {
     const ZoneEntry& child = zones_[static_cast<std::size_t>(zone->child)];
     for (const std::string& ns : config_.nameservers) {
-      texts.push_back({child.fqdn, "NS", config_.ns_ttl, ns, false});
+      texts.push_back({child.fqdn, QType::kNs, config_.ns_ttl, ns, false});
     }
     auto ds = delegation_ds_of(child);
     if (!ds.ok()) {
       store_.end_read();
       return ds.status();
     }
-    for (const std::string& d : **ds) texts.push_back({child.fqdn, "DS", config_.ns_ttl, d, true});
+    for (const std::string& d : **ds) {
+      texts.push_back({child.fqdn, QType::kDs, config_.ns_ttl, d, true});
+    }
   }
   auto cursor = store_.open_zone_cursor(zone->zone.id);
   if (!cursor.ok()) {

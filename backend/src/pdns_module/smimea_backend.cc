@@ -6,6 +6,7 @@
 // result buffer, so nothing here is shared between threads except the immutable factory.
 // Built against the headers of the exact installed pdns version (see CMakeLists.txt); the
 // factory refuses to load into any other version.
+#include <cassert>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,16 +54,29 @@ class ZoneRecordSink : public smimea::RecordSink {
   std::vector<DNSZoneRecord> records;
   const DNSName* qname = nullptr;  // lookup(): the name as pdns asked it
 
-  void add_text(std::string_view name, std::string_view qtype, std::uint32_t ttl,
-                std::int64_t zone_id, std::string_view content, bool auth) override {
-    const uint16_t type = qtype == "SOA" ? QType::SOA : qtype == "DS" ? QType::DS : QType::NS;
-    auto& cache = type == QType::SOA ? soa_cache_ : type == QType::DS ? ds_cache_ : ns_cache_;
-    auto it = cache.find(content);
-    if (it == cache.end()) {
-      if (cache.size() > 100000) cache.clear();
+  void add_text(std::string_view name, smimea::QType qtype, std::uint32_t ttl, std::int64_t zone_id,
+                std::string_view content, bool auth) override {
+    uint16_t type = QType::NS;
+    auto* cache = &ns_cache_;
+    switch (qtype) {
+      case smimea::QType::kSoa:
+        type = QType::SOA;
+        cache = &soa_cache_;
+        break;
+      case smimea::QType::kDs:
+        type = QType::DS;
+        cache = &ds_cache_;
+        break;
+      default:
+        assert(qtype == smimea::QType::kNs);
+        break;
+    }
+    auto it = cache->find(content);
+    if (it == cache->end()) {
+      if (cache->size() > 100000) cache->clear();
       it = cache
-               .emplace(std::string(content),
-                        DNSRecordContent::mastermake(type, QClass::IN, std::string(content)))
+               ->emplace(std::string(content),
+                         DNSRecordContent::mastermake(type, QClass::IN, std::string(content)))
                .first;
     }
     DNSZoneRecord& zr = next(name, zone_id, type, ttl);

@@ -234,9 +234,9 @@ void ReplyWriter::close_record(std::uint32_t ttl, std::int64_t zone_id, bool aut
   }
 }
 
-void ReplyWriter::add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
+void ReplyWriter::add_text(std::string_view qname, QType qtype, std::uint32_t ttl,
                            std::int64_t zone_id, std::string_view content, bool auth) {
-  open_record(qname, qtype);
+  open_record(qname, qtype_name(qtype));
   append_json_string(out_, content);
   close_record(ttl, zone_id, auth);
 }

@@ -79,8 +79,8 @@ class ReplyWriter : public RecordSink {
   bool flushed() const { return flushed_; }       // part of the reply has been sent
   bool stream_failed() const { return failed_; }  // the peer went away while sending
 
-  void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
-                std::int64_t zone_id, std::string_view content, bool auth) override;
+  void add_text(std::string_view qname, QType qtype, std::uint32_t ttl, std::int64_t zone_id,
+                std::string_view content, bool auth) override;
   void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override;
   void add_ent(std::string_view qname, std::int64_t zone_id) override;
 

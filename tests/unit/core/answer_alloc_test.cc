@@ -75,8 +75,8 @@ namespace {
 // Counts records and octets; allocates nothing.
 class CountingSink : public RecordSink {
  public:
-  void add_text(std::string_view, std::string_view, std::uint32_t, std::int64_t,
-                std::string_view content, bool) override {
+  void add_text(std::string_view, QType, std::uint32_t, std::int64_t, std::string_view content,
+                bool) override {
     ++records;
     bytes += content.size();
   }

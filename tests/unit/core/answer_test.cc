@@ -22,10 +22,10 @@ using test::StoreFixture;
 // Records as "qname TYPE ttl content[ (not auth)]", SMIMEA content as "u s m hex".
 class Lines : public RecordSink {
  public:
-  void add_text(std::string_view qname, std::string_view qtype, std::uint32_t ttl,
-                std::int64_t zone_id, std::string_view content, bool auth) override {
-    lines.push_back(std::string(qname) + " " + std::string(qtype) + " " + std::to_string(ttl) +
-                    " " + std::string(content) + (auth ? "" : " (not auth)"));
+  void add_text(std::string_view qname, QType qtype, std::uint32_t ttl, std::int64_t zone_id,
+                std::string_view content, bool auth) override {
+    lines.push_back(std::string(qname) + " " + std::string(qtype_name(qtype)) + " " +
+                    std::to_string(ttl) + " " + std::string(content) + (auth ? "" : " (not auth)"));
     zone_ids.push_back(zone_id);
   }
   void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override {
@@ -467,6 +467,13 @@ TEST(ParseQtype, Names) {
   EXPECT_EQ(parse_qtype("A"), QType::kOther);
   EXPECT_EQ(parse_qtype("TYPE53"), QType::kOther);
   EXPECT_EQ(parse_qtype(""), QType::kOther);
+}
+
+TEST(QtypeName, RoundTrips) {
+  for (QType t : {QType::kAny, QType::kSoa, QType::kNs, QType::kSmimea, QType::kDs}) {
+    EXPECT_EQ(parse_qtype(qtype_name(t)), t) << qtype_name(t);
+  }
+  EXPECT_EQ(qtype_name(QType::kOther), "");
 }
 
 }  // namespace

@@ -40,7 +40,8 @@ void fill(ReplyWriter& w, int n) {
   rr.ttl = 300;
   rr.data = kData;
   rr.size = sizeof kData;
-  w.add_text("example.com.", "SOA", 3600, 7, "ns1.example.net. h.example.net. 1 2 3 4 5", true);
+  w.add_text("example.com.", QType::kSoa, 3600, 7, "ns1.example.net. h.example.net. 1 2 3 4 5",
+             true);
   for (int i = 0; i < n; ++i) {
     w.add_smimea("r" + std::to_string(i) + "._smimecert.example.com.", 7, rr);
   }
@@ -51,25 +52,25 @@ void fill(ReplyWriter& w, int n) {
 TEST(ReplyWriter, EveryRecordReadsBackAsWritten) {
   struct Rec {
     std::string qname;
-    std::string qtype;
+    QType qtype;
     std::uint32_t ttl;
     std::int64_t zone_id;
   };
   const std::string longest = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
                               std::string(63, 'c') + "." + std::string(61, 'd') + ".";
   const std::vector<Rec> recs = {
-      {"example.com.", "SOA", 3600, 7},
-      {"example.com.", "NS", 3600, 7},
-      {"example.com.", "NS", 300, 7},
-      {"example.com.", "NS", 300, 8},
-      {"example.com", "NS", 300, 8},
-      {"example.org.", "NS", 300, 8},
-      {"exam\"ple.org.", "NS", 300, 8},
-      {"exam\"ple.org.", "NS", 4294967295u, 9223372036854775807},
-      {std::string("t\tab\x01.\xc3\xa9.\0", 10), "NS", 0, -1},  // a NUL too
-      {longest, "NS", 0, -1},
-      {longest, "NS", 1, 0},
-      {"", "ENT", 1, 0},
+      {"example.com.", QType::kSoa, 3600, 7},
+      {"example.com.", QType::kNs, 3600, 7},
+      {"example.com.", QType::kNs, 300, 7},
+      {"example.com.", QType::kNs, 300, 8},
+      {"example.com", QType::kNs, 300, 8},
+      {"example.org.", QType::kNs, 300, 8},
+      {"exam\"ple.org.", QType::kNs, 300, 8},
+      {"exam\"ple.org.", QType::kNs, 4294967295u, 9223372036854775807},
+      {std::string("t\tab\x01.\xc3\xa9.\0", 10), QType::kNs, 0, -1},  // a NUL too
+      {longest, QType::kNs, 0, -1},
+      {longest, QType::kNs, 1, 0},
+      {"", QType::kDs, 1, 0},
   };
   std::string out;
   ReplyWriter w(out);
@@ -81,7 +82,7 @@ TEST(ReplyWriter, EveryRecordReadsBackAsWritten) {
   for (std::size_t i = 0; i < recs.size(); ++i) {
     const auto& got = parsed["result"][i];
     EXPECT_EQ(got["qname"], recs[i].qname) << i;
-    EXPECT_EQ(got["qtype"], recs[i].qtype) << i;
+    EXPECT_EQ(got["qtype"], qtype_name(recs[i].qtype)) << i;
     EXPECT_EQ(got["ttl"], recs[i].ttl) << i;
     EXPECT_EQ(got["domain_id"], recs[i].zone_id) << i;
     EXPECT_EQ(got["content"], "c") << i;

@@ -80,9 +80,10 @@ class CountVisitor : public RecordVisitor {
 // Records as "name TYPE content" (SMIMEA content as "u s m hex").
 class Lines : public RecordSink {
  public:
-  void add_text(std::string_view qname, std::string_view qtype, std::uint32_t, std::int64_t,
+  void add_text(std::string_view qname, QType qtype, std::uint32_t, std::int64_t,
                 std::string_view content, bool) override {
-    lines.push_back(std::string(qname) + " " + std::string(qtype) + " " + std::string(content));
+    lines.push_back(std::string(qname) + " " + std::string(qtype_name(qtype)) + " " +
+                    std::string(content));
   }
   void add_smimea(std::string_view qname, std::int64_t, const RecordView& rr) override {
     lines.push_back(
