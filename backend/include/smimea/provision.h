@@ -169,6 +169,9 @@ class Provisioner {
   // Runs fn() in one transaction: committed if it returns OK, rolled back otherwise.
   template <typename Fn>
   Status in_transaction(Fn fn);
+  // change(normalised name) in one transaction: the zone as it is after it.
+  template <typename Fn>
+  Result<Zone> change_zone(std::string_view name, Fn change);
 
   Store& store_;
   const Config& config_;

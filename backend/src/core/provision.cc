@@ -505,12 +505,13 @@ Result<ZoneChange> Provisioner::remove_zone(std::string_view name, bool force) {
   return change;
 }
 
-Result<Zone> Provisioner::set_zone_kind(std::string_view name, ZoneKind kind) {
+template <typename Fn>
+Result<Zone> Provisioner::change_zone(std::string_view name, Fn change) {
   auto normalized = normalize_domain(name, /*allow_underscore=*/true);
   if (!normalized.ok()) return normalized.status();
   Zone zone;
   const Status s = in_transaction([&]() -> Status {
-    auto z = store_.set_zone_kind(*normalized, kind);
+    Result<Zone> z = change(*normalized);
     if (!z.ok()) return z.status();
     zone = std::move(z).value();
     return Status();
@@ -519,18 +520,13 @@ Result<Zone> Provisioner::set_zone_kind(std::string_view name, ZoneKind kind) {
   return zone;
 }
 
+Result<Zone> Provisioner::set_zone_kind(std::string_view name, ZoneKind kind) {
+  return change_zone(name, [&](const std::string& n) { return store_.set_zone_kind(n, kind); });
+}
+
 Result<Zone> Provisioner::set_zone_case(std::string_view name, bool case_sensitive) {
-  auto normalized = normalize_domain(name, /*allow_underscore=*/true);
-  if (!normalized.ok()) return normalized.status();
-  Zone zone;
-  const Status s = in_transaction([&]() -> Status {
-    auto z = store_.set_zone_case(*normalized, case_sensitive);
-    if (!z.ok()) return z.status();
-    zone = std::move(z).value();
-    return Status();
-  });
-  if (!s.ok()) return s;
-  return zone;
+  return change_zone(name,
+                     [&](const std::string& n) { return store_.set_zone_case(n, case_sensitive); });
 }
 
 Result<std::vector<Zone>> Provisioner::zones() {
