@@ -66,6 +66,10 @@ struct RecordView {
   std::uint32_t ttl = 0;
   const std::uint8_t* data = nullptr;
   std::size_t size = 0;
+  // Set by Answerer::lookup when it answers pdns's repeat of the previous owner lookup from
+  // that lookup's rows: this answer is the previous one, record for record and in the same
+  // order, so an adapter may reuse what it built for it (see Answerer::find_owner).
+  bool repeat = false;
 };
 
 class RecordVisitor {

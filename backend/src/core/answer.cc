@@ -318,6 +318,7 @@ Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const 
     saved.valid = false;
     RecordView view;
     view.owner = &saved.hash;
+    view.repeat = true;
     for (const SavedOwner::Record& r : saved.records) {
       view.params = r.params;
       view.ttl = r.ttl;

@@ -87,12 +87,36 @@ class ZoneRecordSink : public smimea::RecordSink {
   void add_smimea(std::string_view name, std::int64_t zone_id,
                   const smimea::RecordView& rr) override {
     DNSZoneRecord& zr = next(name, zone_id, QType::SMIMEA, rr.ttl);
+    // pdns asks for an owner twice per question; the Answerer answers the repeat from the
+    // first answer's rows (rr.repeat), which this sink has parsed already: share those
+    // contents rather than deserializing the same RDATA again. Only lookups keep them (a
+    // transfer's records would grow with the zone).
+    const std::size_t index = owner_records_++;
+    if (rr.repeat && index < owner_contents_.size() && zone_id == owner_zone_ &&
+        *rr.owner == owner_) {
+      zr.dr.d_content = owner_contents_[index];
+      return;
+    }
     wire_.clear();
     wire_.push_back(static_cast<char>(rr.params.usage));
     wire_.push_back(static_cast<char>(rr.params.selector));
     wire_.push_back(static_cast<char>(rr.params.matching_type));
     wire_.append(reinterpret_cast<const char*>(rr.data), rr.size);
-    zr.dr.d_content = smimea_content();
+    zr.dr.d_content = DNSRecordContent::deserialize(root_, QType::SMIMEA, wire_);
+    if (qname != nullptr && !rr.repeat) {
+      if (index == 0) {
+        owner_contents_.clear();
+        owner_zone_ = zone_id;
+        owner_ = *rr.owner;
+      }
+      owner_contents_.push_back(zr.dr.d_content);
+    }
+  }
+
+  // Called before each lookup.
+  void start_lookup(const DNSName& name) {
+    qname = &name;
+    owner_records_ = 0;
   }
 
   void add_ent(std::string_view name, std::int64_t zone_id) override {
@@ -114,24 +138,15 @@ class ZoneRecordSink : public smimea::RecordSink {
     return zr;
   }
 
-  // pdns asks for an owner twice per question (see Answerer::find_owner): the second answer
-  // shares the records parsed for the first instead of parsing the same RDATA again. Keyed by
-  // the whole RDATA, so a hit is always the same record.
-  std::shared_ptr<DNSRecordContent> smimea_content() {
-    for (const auto& [wire, content] : smimea_cache_) {
-      if (wire == wire_) return content;
-    }
-    if (smimea_cache_.size() >= kSmimeaCacheSize) smimea_cache_.clear();
-    auto content = DNSRecordContent::deserialize(root_, QType::SMIMEA, wire_);
-    smimea_cache_.emplace_back(wire_, content);
-    return content;
-  }
-
-  static constexpr std::size_t kSmimeaCacheSize = 16;
   const DNSName root_{"."};  // the parser wants a name; the content does not keep it
   std::map<std::string, std::shared_ptr<DNSRecordContent>, std::less<>> soa_cache_, ns_cache_,
       ds_cache_;
-  std::vector<std::pair<std::string, std::shared_ptr<DNSRecordContent>>> smimea_cache_;
+  // The SMIMEA contents of the last owner answered afresh (not a repeat), in order, and the
+  // number of SMIMEA records in the current lookup's answer so far.
+  std::vector<std::shared_ptr<DNSRecordContent>> owner_contents_;
+  std::int64_t owner_zone_ = -1;  // and whose they are
+  smimea::OwnerHash owner_{};
+  std::size_t owner_records_ = 0;
   std::string wire_;
 };
 
@@ -186,7 +201,7 @@ class SmimeaBackend : public DNSBackend {
     reset();
     ++counters_.requests;
     name_text(qdomain, qname_text_);
-    sink_.qname = &qdomain;
+    sink_.start_lookup(qdomain);
     const smimea::Status s = calls_->lookup(qname_text_, to_qtype(qtype), sink_, zoneId);
     sink_.qname = nullptr;
     if (!s.ok()) {

@@ -450,6 +450,31 @@ TEST_F(AnswerTest, ListUnknownZoneIsNotFound) {
   EXPECT_TRUE(sink.lines.empty());
 }
 
+// pdns's repeat of an owner lookup may be answered from the first one's rows, flagged so that
+// an adapter can reuse what it built; an answer read from the store is never flagged.
+TEST_F(AnswerTest, ARepeatedOwnerLookupIsFlaggedAsARepeat) {
+  struct Flags : Lines {
+    void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) override {
+      Lines::add_smimea(qname, zone_id, rr);
+      repeats.push_back(rr.repeat);
+    }
+    std::vector<bool> repeats;
+  };
+  const std::string bob = std::string(kBob) + "._smimecert.example.com.";
+  const std::string alice = std::string(kAlice) + "._smimecert.example.com.";
+  Flags first, second, other;
+  ASSERT_TRUE(answerer_.lookup(bob, QType::kSmimea, first).ok());
+  ASSERT_TRUE(answerer_.lookup(bob, QType::kSmimea, second).ok());
+  ASSERT_TRUE(answerer_.lookup(alice, QType::kSmimea, other).ok());
+  ASSERT_EQ(first.lines.size(), 2u);
+  EXPECT_EQ(second.lines, first.lines);
+  EXPECT_EQ(first.repeats, std::vector<bool>(2, false));
+  // Served from the rows only within kRecheckInterval of the read: all or none.
+  EXPECT_TRUE(second.repeats == std::vector<bool>(2, false) ||
+              second.repeats == std::vector<bool>(2, true));
+  EXPECT_EQ(other.repeats, std::vector<bool>(1, false));
+}
+
 TEST_F(AnswerTest, CountsLookups) {
   const std::uint64_t before = answerer_.lookups();
   lookup("example.com.");
