@@ -1,4 +1,4 @@
--- SMIMEA certificate store, schema version 4 (the full schema of a new store).
+-- SMIMEA certificate store, schema version 5 (the full schema of a new store).
 -- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
 -- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
 --
@@ -37,6 +37,8 @@ CREATE TABLE certificates (
   not_before  INTEGER NOT NULL,
   not_after   INTEGER NOT NULL,
   created_at  INTEGER NOT NULL,
+  -- Version 5: who made the last change (audit): "cli:<user>", "token:<name>", '' if older.
+  changed_by  TEXT    NOT NULL DEFAULT '',
   UNIQUE (address, fingerprint)
 );
 CREATE INDEX idx_certificates_zone ON certificates (zone_id);
@@ -91,4 +93,26 @@ CREATE TABLE tsig_keys (
   secret    TEXT    NOT NULL
 );
 
-PRAGMA user_version = 4;
+-- API tokens (version 5).
+-- A token's secret is never stored: only its SHA2-256 (the secret is 256 random bits, so a
+-- fast hash is enough; a lookup by hash finds the token). Scopes: the zones and the mailboxes
+-- it may act on (none of either: every zone, for an admin token only).
+CREATE TABLE tokens (
+  id            INTEGER PRIMARY KEY,
+  name          TEXT    NOT NULL UNIQUE,
+  secret_sha256 BLOB    NOT NULL UNIQUE CHECK (length(secret_sha256) = 32),
+  read_only     INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),
+  admin         INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+  expires_at    INTEGER,                              -- seconds since the epoch; NULL: never
+  created_at    INTEGER NOT NULL,
+  created_by    TEXT    NOT NULL
+);
+
+CREATE TABLE token_scopes (
+  token_id INTEGER NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+  kind     TEXT    NOT NULL CHECK (kind IN ('zone', 'address', 'network')),
+  value    TEXT    NOT NULL,  -- a zone name, a mailbox (as printed), a network (CIDR)
+  PRIMARY KEY (token_id, kind, value)
+);
+
+PRAGMA user_version = 5;

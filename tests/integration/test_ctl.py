@@ -8,13 +8,17 @@ certificates come from python3-cryptography.
 
 Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test_ctl.py
 """
+import base64
 import datetime
 import hashlib
 import json
 import os
 import pathlib
+import pwd
 import random
+import re
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -1042,3 +1046,72 @@ def test_export_of_an_overlay_zone_holds_only_the_records(store, certs, tmp_path
 
 def test_export_unknown_zone(store):
     assert "no such zone" in refused(store, "export", "example.info")
+
+
+# --- smimea-ctl token -------------------------------------------------------------------------
+
+def _store_bytes(store):
+    """Every byte the store keeps on disk: the database, its WAL and shared-memory index."""
+    return b"".join(p.read_bytes() for p in store.dir.glob("store.db*"))
+
+
+def test_token_secret_is_printed_once_and_stored_only_as_its_sha256(store):
+    r = store.ctl("token", "add", "panel", "--zone", "example.com", "--expires-days", "30")
+    lines = r.stdout.strip().splitlines()
+    secret = lines[-1]
+    assert re.fullmatch(r"smimea_[A-Za-z0-9_-]{43}", secret), r.stdout
+    assert "panel" in lines[0] and "example.com" in lines[0]
+    # 256 bits of base64url: decodes to 32 octets.
+    assert len(base64.urlsafe_b64decode(secret[len("smimea_"):] + "=")) == 32
+    listed = store.ctl("token", "list").stdout + store.ctl("token", "list", "--json").stdout
+    assert secret not in listed and secret[len("smimea_"):] not in listed
+    assert secret.encode() not in _store_bytes(store)
+    db = sqlite3.connect(store.db)
+    try:
+        (stored,) = db.execute("SELECT secret_sha256 FROM tokens WHERE name='panel'").fetchone()
+    finally:
+        db.close()
+    assert stored == hashlib.sha256(secret.encode()).digest()
+    # Two tokens never share a secret.
+    other = store.ctl("token", "add", "other", "--zone", "example.com").stdout.split()[-1]
+    assert other != secret
+
+
+def test_token_list_remove_and_json(store):
+    store.ctl("token", "add", "cust", "--address", "Alice@Example.COM", "--network",
+              "192.0.2.0/24", "--read-only")
+    store.ctl("token", "add", "ops", "--admin")
+    tokens = {t["name"]: t for t in json.loads(store.ctl("token", "list", "--json").stdout)}
+    assert tokens["cust"]["addresses"] == ["Alice@example.com"]
+    assert tokens["cust"]["networks"] == ["192.0.2.0/24"]
+    assert tokens["cust"]["read_only"] is True and tokens["cust"]["admin"] is False
+    assert tokens["ops"]["admin"] is True and tokens["ops"]["expires"] is None
+    assert tokens["ops"]["created_by"].startswith("cli:")
+    assert "secret" not in json.dumps(tokens)
+    store.ctl("token", "remove", "cust")
+    r = store.ctl("token", "remove", "cust", check=False)
+    assert r.returncode == 1 and "no such token" in r.stderr
+    assert [t["name"] for t in json.loads(store.ctl("token", "list", "--json").stdout)] == ["ops"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["t"], "needs a scope"),
+    (["t", "--zone", "example.org"], "example.org"),
+    (["bad name", "--zone", "example.com"], "letters, digits"),
+    (["t", "--admin", "--zone", "example.com"], "every zone"),
+    (["t", "--admin", "--read-only"], "cannot be read-only"),
+    (["t", "--zone", "example.com", "--network", "example.com"], "not an IPv4 or IPv6 network"),
+])
+def test_token_add_refused_changes_nothing(store, args, words):
+    r = store.ctl("token", "add", *args, check=False)
+    assert r.returncode in (1, 2), r
+    assert words in r.stderr
+    assert r.stdout == ""
+    assert json.loads(store.ctl("token", "list", "--json").stdout) == []
+
+
+def test_cert_changes_record_who_made_them(store, certs):
+    cert, address = certs["ec"]
+    store.ctl("cert", "add", address, cert)
+    (listed,) = json.loads(store.ctl("cert", "list", "--json").stdout)
+    assert listed["changed_by"] == "cli:" + pwd.getpwuid(os.geteuid()).pw_name

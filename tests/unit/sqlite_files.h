@@ -61,4 +61,20 @@ inline void damage_table(const std::string& path, const char* table) {
   std::fclose(f);
 }
 
+// The first column of the first row of sql (a count, say) on its own connection; -1 if none.
+inline long raw_count(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  long out = -1;
+  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      out = static_cast<long>(sqlite3_column_int64(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
 }  // namespace smimea::test

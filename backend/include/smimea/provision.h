@@ -91,6 +91,24 @@ struct ZoneChange {
   bool delegated_by_parent = false;
 };
 
+// A token to create (smimea-ctl token add). A token acts in its zones, or only for its
+// mailboxes (a customer publishing their own certificate); an admin token in every zone, and
+// only it may add or remove zones.
+struct TokenRequest {
+  std::string name;                    // letters, digits, '.', '_', '-'; at most 64
+  std::vector<std::string> zones;      // as given; must be zones of the store
+  std::vector<std::string> addresses;  // as given; stored as their mailbox
+  std::vector<std::string> networks;   // CIDR, e.g. 192.0.2.0/24, 2001:db8::/32; none: any
+  bool read_only = false;
+  bool admin = false;
+  std::optional<std::int64_t> expires_days;
+};
+
+struct NewToken {
+  Token token;
+  std::string secret;  // shown once; the store keeps only its SHA2-256
+};
+
 class Provisioner;
 
 // One transaction in progress: many certificates published or imported, committed together or
@@ -135,8 +153,10 @@ class Batch {
 
 class Provisioner {
  public:
-  // store is a read-write connection; both must outlive the Provisioner.
-  Provisioner(Store& store, const Config& config) : store_(store), config_(config) {}
+  // store is a read-write connection; both must outlive the Provisioner. actor names who
+  // makes the changes, for the audit columns: "cli:<user>", "token:<name>".
+  Provisioner(Store& store, const Config& config, std::string actor = {})
+      : store_(store), config_(config), actor_(std::move(actor)) {}
 
   // One transaction for several changes.
   Result<Batch> begin();
@@ -164,17 +184,33 @@ class Provisioner {
   Result<Zone> set_zone_case(std::string_view name, bool case_sensitive);
   Result<std::vector<Zone>> zones();
 
+  // API tokens. The secret: "smimea_" and 43 characters of base64url, 256 bits from the
+  // CSPRNG.
+  Result<NewToken> add_token(const TokenRequest& request);
+  Result<std::vector<Token>> tokens();
+  Status remove_token(std::string_view name);
+  // The token of secret if it may be used at `now` (seconds since the epoch): NotFound for an
+  // unknown or expired token, the same words for both. The hash is compared in constant time.
+  Result<Token> authenticate(std::string_view secret, std::int64_t now);
+
  private:
   friend class Batch;
   // Runs fn() in one transaction: committed if it returns OK, rolled back otherwise.
   template <typename Fn>
-  Status in_transaction(Fn fn);
+  Status in_transaction(Fn fn) {
+    SMIMEA_RETURN_IF_ERROR(store_.begin());
+    Status s = fn();
+    if (s.ok()) s = store_.commit();
+    if (!s.ok()) store_.rollback();
+    return s;
+  }
   // change(normalised name) in one transaction: the zone as it is after it.
   template <typename Fn>
   Result<Zone> change_zone(std::string_view name, Fn change);
 
   Store& store_;
   const Config& config_;
+  std::string actor_;
 };
 
 }  // namespace smimea

@@ -28,7 +28,7 @@
 namespace smimea {
 
 // Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 enum class ZoneMode : std::uint8_t {
   kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
@@ -104,6 +104,7 @@ struct NewCertificate {
   // 5.2): an explicit TTL becomes the TTL of the whole RRset at each owner; otherwise new
   // records take the TTL their RRset has already, if it has one.
   bool ttl_explicit = true;
+  std::string changed_by;  // who adds or changes it (audit): "cli:<user>", "token:<name>"
   struct Record {
     OwnerHash owner{};
     RecordParams params;
@@ -146,6 +147,7 @@ struct CertInfo {
   std::int64_t not_before = 0;
   std::int64_t not_after = 0;
   std::int64_t created_at = 0;
+  std::string changed_by;  // who made the last change ("" before schema version 5)
   std::vector<CertRecordInfo> records;
 };
 
@@ -171,6 +173,21 @@ enum class StoreUse : std::uint8_t {
   kInspector,  // a command that only reads (check-config, export)
 };
 StoreOptions store_options(const Config& config, StoreUse use);
+
+// An API token as stored: never its secret, only the secret's SHA2-256.
+struct Token {
+  std::int64_t id = 0;
+  std::string name;
+  std::array<std::uint8_t, 32> secret_sha256{};
+  bool read_only = false;
+  bool admin = false;
+  std::optional<std::int64_t> expires_at;  // seconds since the epoch; none: never
+  std::vector<std::string> zones;          // scopes: zone names (A-labels)
+  std::vector<std::string> addresses;      // mailboxes, as printed
+  std::vector<std::string> networks;       // allowed source networks (CIDR); none: any
+  std::int64_t created_at = 0;
+  std::string created_by;
+};
 
 class Store {
  public:
@@ -285,6 +302,13 @@ class Store {
   // than max_rrset_bytes, and, in a case-insensitive zone, a mailbox stored under another
   // spelling (add it under mailbox_address()).
   virtual Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert) = 0;
+
+  // API tokens. add_token refuses (Conflict) a name or a secret hash already stored.
+  virtual Result<Token> add_token(const Token& token) = 0;
+  virtual Result<std::vector<Token>> list_tokens() = 0;    // ordered by name
+  virtual Status remove_token(std::string_view name) = 0;  // NotFound if there is none
+  // The token whose secret has this SHA2-256; NotFound if none.
+  virtual Result<Token> find_token(const std::array<std::uint8_t, 32>& secret_sha256) = 0;
 
   // Removes the certificates of the mailbox of `address` (all, or the one with this SHA2-256
   // fingerprint) with their records: the address compared ignoring ASCII letter case, or

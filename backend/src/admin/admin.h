@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "smimea/config.h"
+#include "smimea/provision.h"
 #include "smimea/status.h"
 #include "smimea/store.h"
 
@@ -22,8 +23,10 @@ struct Context {
   int exit_code = kExitOk;
 
   Result<Config> load_config() const;
-  // Opens the store named by the config for writing (smimea-ctl is the only writer).
+  // Opens the store named by the config for writing.
   Result<std::unique_ptr<Store>> open_store(const Config& config) const;
+  // Who makes this command's changes, for the audit columns: "cli:<user name>".
+  std::string actor() const;
 };
 
 int exit_code_for(const Status& status);
@@ -37,10 +40,24 @@ std::string file_type(unsigned mode);
 // symbolic link to one is followed); a FIFO, socket or device is refused without blocking.
 Result<std::string> read_input(const std::string& path, std::size_t max_bytes);
 
+// Runs fn(provisioner) on the store named by the config, as ctx.actor(); fn makes its change
+// (one transaction each) and prints what it did once it is committed. Returns the exit code.
+template <class Fn>
+int with_provisioner(Context& ctx, Fn fn) {
+  auto config = ctx.load_config();
+  if (!config.ok()) return fail(config.status());
+  auto store = ctx.open_store(*config);
+  if (!store.ok()) return fail(store.status());
+  Provisioner provisioner(**store, *config, ctx.actor());
+  const Status status = fn(provisioner);
+  return status.ok() ? kExitOk : fail(status);
+}
+
 // Each registers its subcommands; the chosen one stores its exit code in ctx.exit_code.
 void add_zone_commands(CLI::App& app, Context& ctx);
 void add_cert_commands(CLI::App& app, Context& ctx);
 void add_misc_commands(CLI::App& app, Context& ctx);
 void add_lookup_commands(CLI::App& app, Context& ctx);
+void add_token_commands(CLI::App& app, Context& ctx);
 
 }  // namespace smimea::admin

@@ -72,7 +72,7 @@ int cert_add(Context& ctx, const CertOptions& o) {
   if (!certs.ok()) return fail(certs.status());
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  Provisioner provisioner(**store, *config);
+  Provisioner provisioner(**store, *config, ctx.actor());
   auto result = provisioner.publish(o.address, *certs, source, *options);
   if (!result.ok()) return fail(result.status());
   for (const std::string& w : result->warnings) warn(w);
@@ -168,7 +168,7 @@ int cert_import(Context& ctx, const CertOptions& o) {
 
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  Provisioner provisioner(**store, *config);
+  Provisioner provisioner(**store, *config, ctx.actor());
   auto batch = provisioner.begin();
   if (!batch.ok()) return fail(batch.status());
   for (std::string& line : skipped) batch->skip(std::move(line));
@@ -223,7 +223,7 @@ int cert_list(Context& ctx, const CertOptions& o) {
   if (!config.ok()) return fail(config.status());
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
-  auto certs = Provisioner(**store, *config).list(o.address, o.zone);
+  auto certs = Provisioner(**store, *config, ctx.actor()).list(o.address, o.zone);
   if (!certs.ok()) return fail(certs.status());
   if (ctx.json) {
     auto out = nlohmann::json::array();
@@ -246,6 +246,7 @@ int cert_list(Context& ctx, const CertOptions& o) {
                      {"not_before", format_time(c.not_before)},
                      {"not_after", format_time(c.not_after)},
                      {"added", format_time(c.created_at)},
+                     {"changed_by", c.changed_by},
                      {"records", records}});
     }
     std::cout << out.dump(2) << '\n';
@@ -278,7 +279,8 @@ int cert_remove(Context& ctx, const CertOptions& o) {
   auto store = ctx.open_store(*config);
   if (!store.ok()) return fail(store.status());
   std::string mailbox;
-  auto removed = Provisioner(**store, *config).remove(o.address, fingerprint, &mailbox);
+  auto removed =
+      Provisioner(**store, *config, ctx.actor()).remove(o.address, fingerprint, &mailbox);
   if (!removed.ok()) return fail(removed.status());
   if (ctx.json) {
     std::cout << nlohmann::json{{"address", mailbox}, {"removed", *removed}}.dump() << '\n';

@@ -22,19 +22,6 @@ std::string_view case_name(bool case_sensitive) {
   return case_sensitive ? "case-sensitive" : "case-insensitive";
 }
 
-// Runs fn(provisioner) with the store named by the config; fn makes one change (one
-// transaction) and prints what it did only once it is committed.
-template <class Fn>
-int with_provisioner(Context& ctx, Fn fn) {
-  auto config = ctx.load_config();
-  if (!config.ok()) return fail(config.status());
-  auto store = ctx.open_store(*config);
-  if (!store.ok()) return fail(store.status());
-  Provisioner provisioner(**store, *config);
-  const Status status = fn(provisioner);
-  return status.ok() ? kExitOk : fail(status);
-}
-
 int zone_add(Context& ctx, const ZoneOptions& opts) {
   auto name = normalize_domain(opts.name, /*allow_underscore=*/true);
   if (!name.ok()) return fail(name.status());

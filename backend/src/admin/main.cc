@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add_cert_commands(app, ctx);
   add_misc_commands(app, ctx);
   add_lookup_commands(app, ctx);
+  add_token_commands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

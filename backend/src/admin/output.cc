@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,12 @@ Result<Config> Context::load_config() const { return smimea::load_config(config_
 
 Result<std::unique_ptr<Store>> Context::open_store(const Config& config) const {
   return Store::open(config.database, store_options(config, StoreUse::kWriter));
+}
+
+std::string Context::actor() const {
+  const uid_t uid = ::geteuid();
+  const passwd* pw = ::getpwuid(uid);
+  return "cli:" + (pw != nullptr ? std::string(pw->pw_name) : std::to_string(uid));
 }
 
 int exit_code_for(const Status& status) {

@@ -68,13 +68,15 @@ std::string check_publishable(const Certificate& cert, const MailAddress& addr,
 }
 
 // The rows to add for cert at addr in zone: the mailbox's owner names as the zone compares
-// local-parts (no lower-cased variant in a case-sensitive zone), the TTL as asked for.
+// local-parts (no lower-cased variant in a case-sensitive zone), the TTL as asked for, and
+// who adds it.
 NewCertificate new_certificate(const Certificate& cert, const MailAddress& addr, const Zone& zone,
                                const std::vector<RecordParams>& params, const PublishOptions& o,
-                               const Config& config) {
+                               const Config& config, const std::string& actor) {
   NewCertificate n = make_new_certificate(cert, addr, params, o.ttl.value_or(config.default_ttl),
                                           config.lowercase_variant && !zone.case_sensitive);
   n.ttl_explicit = o.ttl.has_value();
+  n.changed_by = actor;
   return n;
 }
 
@@ -282,7 +284,8 @@ Result<PublishResult> Batch::publish(std::string_view address,
   }
   for (const Chosen& chosen : to_add) {
     const Certificate& c = *chosen.cert;
-    const NewCertificate n = new_certificate(c, *mailbox, *zone, chosen.params, options, config);
+    const NewCertificate n =
+        new_certificate(c, *mailbox, *zone, chosen.params, options, config, provisioner_->actor_);
     auto added = store.add_certificate(*zone, n);
     if (!added.ok()) {
       // Part of the bundle may be stored: the batch cannot be committed any more.
@@ -354,8 +357,8 @@ Status Batch::import(const std::vector<Certificate>& certs, std::string_view sou
         import_.skipped.push_back(what + ": " + named.to_string() + ": " + problem);
         continue;
       }
-      auto added = store.add_certificate(
-          *zone, new_certificate(c, *mailbox, *zone, params, options, config));
+      auto added = store.add_certificate(*zone, new_certificate(c, *mailbox, *zone, params, options,
+                                                                config, provisioner_->actor_));
       if (!added.ok()) {
         if (added.status().code() == Status::Code::kStoreError) return added.status();
         import_.skipped.push_back(what + ": " + added.status().message());
@@ -421,15 +424,6 @@ Result<PublishResult> Provisioner::preview(std::string_view address,
   if (!result.ok()) return result;
   SMIMEA_RETURN_IF_ERROR(batch.commit());  // rolls back
   return result;
-}
-
-template <typename Fn>
-Status Provisioner::in_transaction(Fn fn) {
-  SMIMEA_RETURN_IF_ERROR(store_.begin());
-  Status s = fn();
-  if (s.ok()) s = store_.commit();
-  if (!s.ok()) store_.rollback();
-  return s;
 }
 
 Result<int> Provisioner::remove(std::string_view address,

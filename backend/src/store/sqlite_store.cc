@@ -313,7 +313,7 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view ad
   // the unary + keeps the planner on the address's few rows rather than the zone's many.
   std::string sql =
       "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
-      "c.not_before, c.not_after, c.created_at, c.domain FROM certificates c "
+      "c.not_before, c.not_after, c.created_at, c.domain, c.changed_by FROM certificates c "
       "JOIN zones z ON z.id = c.zone_id WHERE 1";
   // The mailbox: the address ignoring ASCII letter case (NOCASE), exactly in a case-sensitive
   // zone.
@@ -344,6 +344,7 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view ad
     info.not_after = certs.int64(8);
     info.created_at = certs.int64(9);
     const std::string domain(certs.text(10));
+    info.changed_by.assign(certs.text(11));
     SMIMEA_RETURN_IF_ERROR(recs.prepare(db,
                                         "SELECT owner, usage, selector, matching_type, ttl, "
                                         "length(data) FROM records WHERE certificate_id = ?1 "

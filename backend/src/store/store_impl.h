@@ -54,11 +54,16 @@ class SqliteStore final : public Store {
   Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind) override;
   Result<int> remove_zone(std::string_view name, bool force, int* moved) override;
   Result<AddResult> add_certificate(const Zone& zone, const NewCertificate& cert) override;
+  Result<Token> add_token(const Token& token) override;
+  Result<std::vector<Token>> list_tokens() override;
+  Status remove_token(std::string_view name) override;
+  Result<Token> find_token(const std::array<std::uint8_t, 32>& secret_sha256) override;
   Result<int> remove_certificates(
       std::string_view address,
       const std::optional<std::array<std::uint8_t, 32>>& fingerprint) override;
 
  private:
+  Status read_scopes(Token* token);
   std::unique_ptr<Impl> impl_;
 };
 

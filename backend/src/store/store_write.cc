@@ -413,8 +413,8 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
     SMIMEA_RETURN_IF_ERROR(ins.prepare(
         db,
         "INSERT INTO certificates (zone_id, address, domain, fingerprint, der, subject, issuer, "
-        "serial, not_before, not_after, created_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+        "serial, not_before, not_after, created_at, changed_by) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
     ins.bind(1, zone.id);
     ins.bind_text(2, cert.address);
     ins.bind_text(3, cert.domain);
@@ -426,8 +426,16 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
     ins.bind(9, cert.not_before);
     ins.bind(10, cert.not_after);
     ins.bind(11, now_seconds());
+    ins.bind_text(12, cert.changed_by);
     if (ins.step() != SQLITE_DONE) return impl_->error("insert certificate " + cert.address);
     cert_id = sqlite3_last_insert_rowid(db);
+  } else if (result.changed() || !to_insert.empty()) {
+    Statement who;
+    SMIMEA_RETURN_IF_ERROR(
+        who.prepare(db, "UPDATE certificates SET changed_by = ?2 WHERE id = ?1"));
+    who.bind(1, cert_id);
+    who.bind_text(2, cert.changed_by);
+    if (who.step() != SQLITE_DONE) return impl_->error("audit " + cert.address);
   }
   for (const auto& [rec, ttl] : to_insert) {
     Statement& ins = impl_->insert_record;

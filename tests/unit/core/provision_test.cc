@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -223,6 +224,83 @@ TEST_F(ProvisionTest, ZonesThroughTheService) {
   ASSERT_TRUE(zones.ok());
   ASSERT_EQ(zones->size(), 1u);
   EXPECT_EQ(zones->front().name, "example.com");
+}
+
+TEST_F(ProvisionTest, ATokenSecretIsShownOnceAndStoredAsItsHash) {
+  Provisioner p(fixture_.store(), config_, "cli:tester");
+  TokenRequest r;
+  r.name = "panel";
+  r.zones = {"Example.COM."};
+  r.expires_days = 30;
+  auto added = p.add_token(r);
+  ASSERT_TRUE(added.ok()) << added.status().message();
+  // "smimea_" and 256 bits as base64url, no padding.
+  ASSERT_EQ(added->secret.size(), 7u + 43u);
+  EXPECT_EQ(added->secret.rfind("smimea_", 0), 0u);
+  EXPECT_EQ(added->secret.find_first_not_of(
+                "smimea_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+            std::string::npos);
+  EXPECT_EQ(added->token.zones, std::vector<std::string>{"example.com"});
+  EXPECT_EQ(added->token.created_by, "cli:tester");
+  const std::int64_t now = std::time(nullptr);
+  auto ok = p.authenticate(added->secret, now);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->name, "panel");
+  std::string wrong = added->secret;
+  wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
+  EXPECT_TRUE(p.authenticate(wrong, now).status().is_not_found());
+  EXPECT_TRUE(p.authenticate("", now).status().is_not_found());
+  EXPECT_TRUE(p.authenticate(added->secret, now + 31 * 86400).status().is_not_found());  // expired
+  auto second = p.add_token(r);
+  EXPECT_EQ(second.status().code(), Status::Code::kConflict);
+  ASSERT_TRUE(p.remove_token("panel").ok());
+  EXPECT_TRUE(p.authenticate(added->secret, now).status().is_not_found());  // removed
+}
+
+TEST_F(ProvisionTest, TokenScopesAreCheckedBeforeAnythingIsStored) {
+  struct Case {
+    TokenRequest request;
+    std::string words;
+  };
+  auto req = [](std::string name) {
+    TokenRequest r;
+    r.name = std::move(name);
+    return r;
+  };
+  std::vector<Case> cases;
+  cases.push_back({req("no-scope"), "needs a scope"});
+  cases.push_back({req("bad name"), "letters, digits"});
+  TokenRequest unknown_zone = req("z");
+  unknown_zone.zones = {"example.org"};
+  cases.push_back({unknown_zone, "example.org"});
+  TokenRequest admin_scoped = req("a");
+  admin_scoped.admin = true;
+  admin_scoped.zones = {"example.com"};
+  cases.push_back({admin_scoped, "every zone"});
+  TokenRequest bad_net = req("n");
+  bad_net.zones = {"example.com"};
+  bad_net.networks = {"192.0.2.0/33"};
+  cases.push_back({bad_net, "prefix length"});
+  TokenRequest bad_addr = req("m");
+  bad_addr.addresses = {"not an address"};
+  cases.push_back({bad_addr, "not an address"});
+  for (const Case& c : cases) {
+    auto r = provisioner_.add_token(c.request);
+    ASSERT_FALSE(r.ok()) << c.request.name;
+    EXPECT_NE(r.status().message().find(c.words), std::string::npos) << r.status().message();
+  }
+  EXPECT_TRUE(provisioner_.tokens()->empty());
+}
+
+TEST_F(ProvisionTest, EveryCertificateChangeRecordsWhoMadeIt) {
+  Provisioner cli(fixture_.store(), config_, "cli:alice");
+  ASSERT_TRUE(cli.publish("alice@example.com", certs("rsa.pem"), "rsa.pem", {}).ok());
+  EXPECT_EQ(fixture_.store().list_certificates("", "")->at(0).changed_by, "cli:alice");
+  Provisioner api(fixture_.store(), config_, "token:panel");
+  PublishOptions ttl;
+  ttl.ttl = 60;
+  ASSERT_TRUE(api.publish("alice@example.com", certs("rsa.pem"), "rsa.pem", ttl).ok());
+  EXPECT_EQ(fixture_.store().list_certificates("", "")->at(0).changed_by, "token:panel");
 }
 
 TEST(ParseRecordParams, TakesSpacesOrCommasInRange) {
