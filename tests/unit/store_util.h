@@ -31,6 +31,15 @@ inline NewCertificate new_certificate(const std::string& file, const std::string
   return make_new_certificate(load_certificate(file), *addr, params, ttl, lowercase_variant);
 }
 
+// Store::find_records, each record handed to visitor as list_zone() does.
+inline Status visit_records(Store& store, std::int64_t zone_id, const OwnerHash& owner,
+                            RecordVisitor& visitor) {
+  OwnerRecords rows;
+  SMIMEA_RETURN_IF_ERROR(store.find_records(zone_id, owner, &rows));
+  for (std::size_t i = 0; i < rows.records.size(); ++i) visitor.visit(rows.view(i, &owner));
+  return Status();
+}
+
 // An initialised store in its own temporary directory.
 class StoreFixture {
  public:

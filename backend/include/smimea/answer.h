@@ -156,18 +156,11 @@ class Answerer {
 
   // The rows of the last owner lookup, for pdns's repeat of it (see lookup()).
   struct SavedOwner {
-    struct Record {
-      RecordParams params;
-      std::uint32_t ttl = 0;
-      std::size_t offset = 0;  // into data
-      std::size_t size = 0;
-    };
     bool valid = false;
     std::int64_t zone_id = -1;
     OwnerHash hash{};
     std::chrono::steady_clock::time_point at{};
-    std::vector<Record> records;
-    std::vector<std::uint8_t> data;
+    OwnerRecords rows;
   };
 
  private:

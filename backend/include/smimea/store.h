@@ -72,6 +72,35 @@ struct RecordView {
   bool repeat = false;
 };
 
+// The records of one owner as find_records() gives them: each RDATA once, in id order, their
+// bytes in one buffer. Owned by the caller and reused, so a warm lookup allocates nothing.
+struct OwnerRecords {
+  struct Record {
+    RecordParams params;
+    std::uint32_t ttl = 0;
+    std::size_t offset = 0;  // into data
+    std::size_t size = 0;
+  };
+  std::vector<Record> records;
+  std::vector<std::uint8_t> data;
+
+  void clear() {
+    records.clear();
+    data.clear();
+  }
+  // Record i, owned by owner, as a view into this object (valid until it changes).
+  RecordView view(std::size_t i, const OwnerHash* owner) const {
+    const Record& r = records[i];
+    RecordView v;
+    v.owner = owner;
+    v.params = r.params;
+    v.ttl = r.ttl;
+    v.data = data.data() + r.offset;
+    v.size = r.size;
+    return v;
+  }
+};
+
 class RecordVisitor {
  public:
   virtual ~RecordVisitor() = default;
@@ -212,10 +241,9 @@ class Store {
 
   // --- read side (hot path first) ---
 
-  // Visits the records of owner `owner` in zone `zone_id`: one indexed read, no allocation
-  // after the first call.
-  virtual Status find_records(std::int64_t zone_id, const OwnerHash& owner,
-                              RecordVisitor& visitor) = 0;
+  // The records of owner `owner` in zone `zone_id` into *out (cleared first): one indexed
+  // read, no allocation once out has grown to an owner's size.
+  virtual Status find_records(std::int64_t zone_id, const OwnerHash& owner, OwnerRecords* out) = 0;
 
   // True if another connection committed since the last call (PRAGMA data_version). Cheap.
   virtual Result<bool> data_changed() = 0;

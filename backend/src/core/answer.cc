@@ -23,25 +23,6 @@ bool to_lower_name(std::string_view in, char (&buf)[kMaxQnameBytes + 1], std::st
   return true;
 }
 
-// Passes the records on, keeping a copy for pdns's repeat of the same lookup.
-class ForwardVisitor : public RecordVisitor {
- public:
-  ForwardVisitor(std::string_view qname, std::int64_t zone_id, RecordSink& sink,
-                 Answerer::SavedOwner& saved)
-      : qname_(qname), zone_id_(zone_id), sink_(sink), saved_(saved) {}
-  void visit(const RecordView& rr) override {
-    saved_.records.push_back({rr.params, rr.ttl, saved_.data.size(), rr.size});
-    saved_.data.insert(saved_.data.end(), rr.data, rr.data + rr.size);
-    sink_.add_smimea(qname_, zone_id_, rr);
-  }
-
- private:
-  std::string_view qname_;
-  std::int64_t zone_id_;
-  RecordSink& sink_;
-  Answerer::SavedOwner& saved_;
-};
-
 }  // namespace
 
 QType parse_qtype(std::string_view text) {
@@ -310,33 +291,25 @@ Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const 
   // pdns asks for the owner twice per question when its query cache is off (its referral
   // check, then the answer), with only zone-level lookups between. The repeat is answered
   // once from the first one's rows, if no check for changes came between (refresh() drops
-  // them) and it comes within kRecheckInterval of the read.
+  // them) and it comes within kRecheckInterval of the read. The rows are read once, into
+  // saved.rows, and the sink gets views into them.
   SavedOwner& saved = saved_owner_;
   const auto now = std::chrono::steady_clock::now();
-  if (saved.valid && saved.zone_id == zone_id && saved.hash == hash &&
-      now - saved.at < kRecheckInterval) {
-    saved.valid = false;
-    RecordView view;
-    view.owner = &saved.hash;
-    view.repeat = true;
-    for (const SavedOwner::Record& r : saved.records) {
-      view.params = r.params;
-      view.ttl = r.ttl;
-      view.data = saved.data.data() + r.offset;
-      view.size = r.size;
-      sink.add_smimea(qname, zone_id, view);
-    }
-    return Status();
-  }
+  const bool repeat = saved.valid && saved.zone_id == zone_id && saved.hash == hash &&
+                      now - saved.at < kRecheckInterval;
   saved.valid = false;
-  saved.records.clear();
-  saved.data.clear();
-  ForwardVisitor forward(qname, zone_id, sink, saved);
-  SMIMEA_RETURN_IF_ERROR(store_.find_records(zone_id, hash, forward));
-  saved.valid = true;
-  saved.zone_id = zone_id;
-  saved.hash = hash;
-  saved.at = now;
+  if (!repeat) {
+    SMIMEA_RETURN_IF_ERROR(store_.find_records(zone_id, hash, &saved.rows));
+    saved.valid = true;
+    saved.zone_id = zone_id;
+    saved.hash = hash;
+    saved.at = now;
+  }
+  for (std::size_t i = 0; i < saved.rows.records.size(); ++i) {
+    RecordView view = saved.rows.view(i, &saved.hash);
+    view.repeat = repeat;
+    sink.add_smimea(qname, zone_id, view);
+  }
   return Status();
 }
 

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <set>
@@ -74,8 +75,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
   return std::unique_ptr<Store>(new SqliteStore(std::move(impl)));
 }
 
-Status SqliteStore::find_records(std::int64_t zone_id, const OwnerHash& owner,
-                                 RecordVisitor& visitor) {
+Status SqliteStore::find_records(std::int64_t zone_id, const OwnerHash& owner, OwnerRecords* out) {
   Statement& s = impl_->find_records;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT usage, selector, matching_type, ttl, data FROM records "
@@ -86,28 +86,22 @@ Status SqliteStore::find_records(std::int64_t zone_id, const OwnerHash& owner,
   // first by id. An owner has one or a few rows: comparing each with the rows before it costs
   // less than SQL's correlated NOT EXISTS (a second index search per row), which list_zone
   // keeps.
-  std::vector<Impl::SeenRecord>& seen = impl_->seen;
-  std::string& seen_data = impl_->seen_data;
-  seen.clear();
-  seen_data.clear();
-  RecordView view;
-  view.owner = &owner;
+  out->clear();
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
-    view.params = RecordParams{static_cast<Usage>(s.int64(0)), static_cast<Selector>(s.int64(1)),
-                               static_cast<MatchingType>(s.int64(2))};
-    view.ttl = static_cast<std::uint32_t>(s.int64(3));
-    view.data = s.blob(4);
-    view.size = s.bytes(4);
-    const bool repeated = std::any_of(seen.begin(), seen.end(), [&](const Impl::SeenRecord& r) {
-      return r.params == view.params && r.size == view.size &&
-             seen_data.compare(r.offset, r.size, reinterpret_cast<const char*>(view.data),
-                               view.size) == 0;
-    });
+    const RecordParams params{static_cast<Usage>(s.int64(0)), static_cast<Selector>(s.int64(1)),
+                              static_cast<MatchingType>(s.int64(2))};
+    const std::uint8_t* data = s.blob(4);
+    const std::size_t size = s.bytes(4);
+    const bool repeated =
+        std::any_of(out->records.begin(), out->records.end(), [&](const OwnerRecords::Record& r) {
+          return r.params == params && r.size == size &&
+                 (size == 0 || std::memcmp(out->data.data() + r.offset, data, size) == 0);
+        });
     if (repeated) continue;
-    seen.push_back({view.params, seen_data.size(), view.size});
-    seen_data.append(reinterpret_cast<const char*>(view.data), view.size);
-    visitor.visit(view);
+    out->records.push_back(
+        {params, static_cast<std::uint32_t>(s.int64(3)), out->data.size(), size});
+    out->data.insert(out->data.end(), data, data + size);
   }
   s.reset();
   if (rc != SQLITE_DONE) return impl_->error("lookup");

@@ -26,8 +26,7 @@ class SqliteStore final : public Store {
   explicit SqliteStore(std::unique_ptr<Impl> impl);
   ~SqliteStore() override;
 
-  Status find_records(std::int64_t zone_id, const OwnerHash& owner,
-                      RecordVisitor& visitor) override;
+  Status find_records(std::int64_t zone_id, const OwnerHash& owner, OwnerRecords* out) override;
   Result<bool> data_changed() override;
   Status load_zones(std::vector<Zone>* zones) override;
   Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) override;
@@ -88,14 +87,6 @@ struct SqliteStore::Impl {
   bool registered = false;  // with the releasing thread
   std::chrono::steady_clock::time_point held_since{};
   std::chrono::steady_clock::duration held_max_age{};
-  // find_records: the rows of the owner seen so far (reused, so a warm lookup allocates
-  // nothing).
-  struct SeenRecord {
-    RecordParams params;
-    std::size_t offset, size;
-  };
-  std::vector<SeenRecord> seen;
-  std::string seen_data;
 
   Status error(std::string_view what) const { return detail::sqlite_error(db.get(), what); }
 };

@@ -56,7 +56,7 @@ std::vector<std::string> served(Store& store, std::int64_t zone_id, std::string_
     }
     std::vector<std::string> lines;
   } c;
-  EXPECT_TRUE(store.find_records(zone_id, owner_hash(local_part), c).ok());
+  EXPECT_TRUE(test::visit_records(store, zone_id, owner_hash(local_part), c).ok());
   return c.lines;
 }
 
