@@ -43,6 +43,7 @@ CREATE TABLE certificates (
 );
 CREATE INDEX idx_certificates_zone ON certificates (zone_id);
 CREATE INDEX idx_certificates_address ON certificates (address COLLATE NOCASE);
+CREATE INDEX idx_certificates_fingerprint ON certificates (fingerprint);  -- version 5
 
 CREATE TABLE records (
   id             INTEGER PRIMARY KEY,

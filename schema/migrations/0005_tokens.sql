@@ -25,4 +25,7 @@ CREATE TABLE token_scopes (
   PRIMARY KEY (token_id, kind, value)
 );
 
+-- DELETE /api/v1/certificates/{sha256}: a certificate by its fingerprint alone.
+CREATE INDEX idx_certificates_fingerprint ON certificates (fingerprint);
+
 PRAGMA user_version = 5;

@@ -5,7 +5,16 @@
 // Each change is one transaction of the Store: refused or failed, it leaves the store exactly
 // as it was; committed, the serials of the zones it changed have moved (Store::commit).
 // Errors are Statuses: InvalidArgument for input that can never be published as given (the
-// words are the ones an operator sees), NotFound, Conflict, StoreError (exit codes: admin.h).
+// words are the ones an operator sees), NotFound, Conflict, PermissionDenied (outside an API
+// token's scope), StoreError (exit codes: admin.h).
+//
+// Scope. A Provisioner made with a Token acts within it (the HTTP API); without one, it may do
+// everything (smimea-ctl, run by root or the store's owner on the name server):
+//  - a read-only token never writes (it may list and preview);
+//  - an admin token acts in every zone, and only it adds, removes or changes zones;
+//  - a zone token acts for the mailboxes of its zones, and may force;
+//  - an address token acts only for its own mailboxes (the local-part compared as their zone
+//    compares it), and may not force.
 #pragma once
 
 #include <array>
@@ -154,9 +163,12 @@ class Batch {
 class Provisioner {
  public:
   // store is a read-write connection; both must outlive the Provisioner. actor names who
-  // makes the changes, for the audit columns: "cli:<user>", "token:<name>".
+  // makes the changes, for the audit columns: "cli:<user>".
   Provisioner(Store& store, const Config& config, std::string actor = {})
       : store_(store), config_(config), actor_(std::move(actor)) {}
+  // Acting for an API token, within its scope; the actor is "token:<name>".
+  Provisioner(Store& store, const Config& config, Token token)
+      : store_(store), config_(config), actor_("token:" + token.name), token_(std::move(token)) {}
 
   // One transaction for several changes.
   Result<Batch> begin();
@@ -174,7 +186,14 @@ class Provisioner {
                      const std::optional<std::array<std::uint8_t, 32>>& fingerprint,
                      std::string* mailbox = nullptr);
 
-  // Certificates by mailbox and/or zone (either may be empty), as given by a user.
+  // Removes the certificate with this fingerprint from every mailbox the caller may change,
+  // or only from address's if it is given. NotFound if there is none, PermissionDenied if
+  // there are some but all outside the scope. Returns the mailboxes it was removed from.
+  Result<std::vector<std::string>> remove_certificate(
+      const std::array<std::uint8_t, 32>& fingerprint, std::string_view address = {});
+
+  // Certificates by mailbox and/or zone (either may be empty), as given by a user; of what
+  // the scope lets the caller see (PermissionDenied for a mailbox or zone outside it).
   Result<std::vector<CertInfo>> list(std::string_view address, std::string_view zone);
 
   Result<ZoneChange> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind,
@@ -182,6 +201,7 @@ class Provisioner {
   Result<ZoneChange> remove_zone(std::string_view name, bool force);
   Result<Zone> set_zone_kind(std::string_view name, ZoneKind kind);
   Result<Zone> set_zone_case(std::string_view name, bool case_sensitive);
+  // The zones the caller may see: every zone, a token's zones, or the zones of its mailboxes.
   Result<std::vector<Zone>> zones();
 
   // API tokens. The secret: "smimea_" and 43 characters of base64url, 256 bits from the
@@ -189,9 +209,11 @@ class Provisioner {
   Result<NewToken> add_token(const TokenRequest& request);
   Result<std::vector<Token>> tokens();
   Status remove_token(std::string_view name);
-  // The token of secret if it may be used at `now` (seconds since the epoch): NotFound for an
-  // unknown or expired token, the same words for both. The hash is compared in constant time.
-  Result<Token> authenticate(std::string_view secret, std::int64_t now);
+  // The token of secret if it may be used at `now` (seconds since the epoch) from the client
+  // address peer (IPv4 or IPv6 text; a unix socket's client is 127.0.0.1): NotFound for an
+  // unknown or expired token or a peer outside its networks, the same words for all. The hash
+  // is compared in constant time.
+  Result<Token> authenticate(std::string_view secret, std::int64_t now, std::string_view peer);
 
  private:
   friend class Batch;
@@ -208,9 +230,20 @@ class Provisioner {
   template <typename Fn>
   Result<Zone> change_zone(std::string_view name, Fn change);
 
+  // The scope's checks (provision_scope.cc); without a token, all pass.
+  // preview: what a read-only token may do too.
+  Status check_write(const Zone& zone, const MailAddress& mailbox, bool force,
+                     bool preview = false) const;
+  Status check_read_zone(const Zone& zone) const;
+  Status check_admin(std::string_view what) const;
+  // Whether the mailbox (as printed) in a zone so named and compared is in the scope.
+  bool in_scope(std::string_view zone, bool case_sensitive, std::string_view mailbox) const;
+  std::string who() const;  // "token NAME"
+
   Store& store_;
   const Config& config_;
   std::string actor_;
+  std::optional<Token> token_;
 };
 
 }  // namespace smimea

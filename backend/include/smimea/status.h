@@ -20,11 +20,12 @@ class [[nodiscard]] Status {
  public:
   enum class Code : std::uint8_t {
     kOk = 0,
-    kNotFound,         // the object does not exist
-    kInvalidArgument,  // bad input: refused, nothing changed
-    kConflict,         // the input is valid but clashes with the store (duplicate, limit)
-    kStoreError,       // the database failed (locked, corrupt, I/O)
-    kConfigError,      // the configuration is invalid
+    kNotFound,          // the object does not exist
+    kInvalidArgument,   // bad input: refused, nothing changed
+    kConflict,          // the input is valid but clashes with the store (duplicate, limit)
+    kPermissionDenied,  // outside what the caller may do (an API token's scope, read-only)
+    kStoreError,        // the database failed (locked, corrupt, I/O)
+    kConfigError,       // the configuration is invalid
   };
 
   Status() = default;
@@ -45,6 +46,9 @@ class [[nodiscard]] Status {
   }
   static Status conflict(std::string_view what, std::string_view why) {
     return Status(Code::kConflict, what, why);
+  }
+  static Status permission_denied(std::string_view what, std::string_view why) {
+    return Status(Code::kPermissionDenied, what, why);
   }
   static Status store_error(std::string_view what, std::string_view why) {
     return Status(Code::kStoreError, what, why);

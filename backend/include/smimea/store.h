@@ -162,7 +162,7 @@ struct CertRecordInfo {
   std::string owner_name;  // fully qualified
   RecordParams params;
   std::uint32_t ttl = 0;
-  std::size_t data_size = 0;
+  Bytes data;  // the association data
 };
 
 struct CertInfo {
@@ -292,9 +292,10 @@ class Store {
                                                              std::string_view address) = 0;
 
   // Certificates filtered by mailbox (an address as printed, compared as its zone compares
-  // local-parts) and/or zone name; either may be empty.
-  virtual Result<std::vector<CertInfo>> list_certificates(std::string_view address,
-                                                          std::string_view zone) = 0;
+  // local-parts), zone name and SHA2-256 fingerprint; any may be empty.
+  virtual Result<std::vector<CertInfo>> list_certificates(
+      std::string_view address, std::string_view zone,
+      const std::optional<std::array<std::uint8_t, 32>>& fingerprint = std::nullopt) = 0;
 
   virtual Status integrity_check() = 0;
 
@@ -304,6 +305,11 @@ class Store {
   // Bumps the serial of every zone changed since begin(), then commits.
   virtual Status commit() = 0;
   virtual void rollback() noexcept = 0;
+  // A savepoint inside the transaction: the changes after it can be undone alone
+  // (rollback_to_savepoint) or kept (release_savepoint). Not nested.
+  virtual Status savepoint() = 0;
+  virtual Status release_savepoint() = 0;
+  virtual void rollback_to_savepoint() noexcept = 0;
 
   // Adds a zone. A delegated _smimecert.<domain> zone takes over the certificates of
   // <domain> that its parent zone <domain> held, with their records (queries for their

@@ -235,7 +235,7 @@ int cert_list(Context& ctx, const CertOptions& o) {
                            {"selector", static_cast<int>(r.params.selector)},
                            {"matching_type", static_cast<int>(r.params.matching_type)},
                            {"ttl", r.ttl},
-                           {"data_bytes", r.data_size}});
+                           {"data_bytes", r.data.size()}});
       }
       out.push_back({{"address", c.address},
                      {"zone", c.zone},
@@ -259,7 +259,7 @@ int cert_list(Context& ctx, const CertOptions& o) {
     for (const CertRecordInfo& r : c.records) {
       std::cout << "  " << r.owner_name << ' ' << r.ttl << " SMIMEA "
                 << static_cast<int>(r.params.usage) << ' ' << static_cast<int>(r.params.selector)
-                << ' ' << static_cast<int>(r.params.matching_type) << " (" << r.data_size
+                << ' ' << static_cast<int>(r.params.matching_type) << " (" << r.data.size()
                 << " bytes)\n";
     }
   }

@@ -36,6 +36,7 @@ int exit_code_for(const Status& status) {
     case Status::Code::kNotFound:
     case Status::Code::kInvalidArgument:
     case Status::Code::kConflict:
+    case Status::Code::kPermissionDenied:
       return kExitRefused;
   }
   return kExitStore;

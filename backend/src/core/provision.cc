@@ -266,6 +266,7 @@ Result<PublishResult> Batch::publish(std::string_view address,
   if (!zone.ok()) return zone.status();
   auto mailbox = mailbox_of(store, *zone, *addr);
   if (!mailbox.ok()) return mailbox.status();
+  SMIMEA_RETURN_IF_ERROR(provisioner_->check_write(*zone, *mailbox, options.force, preview_));
   std::vector<Chosen> to_add = choose_certificates(certs, *mailbox, params, zone->case_sensitive);
   for (Chosen& c : to_add) {
     const std::string problem =
@@ -282,15 +283,17 @@ Result<PublishResult> Batch::publish(std::string_view address,
     result.warnings.push_back(mailbox_note(*addr, *mailbox, *zone) +
                               ": its records go to that mailbox's owner names");
   }
+  // add_certificate checks everything before it writes, so one certificate needs no
+  // savepoint; of a bundle, a refused one must take the others' rows with it.
+  const bool bundle = to_add.size() > 1;
+  if (bundle) SMIMEA_RETURN_IF_ERROR(store.savepoint());
   for (const Chosen& chosen : to_add) {
     const Certificate& c = *chosen.cert;
     const NewCertificate n =
         new_certificate(c, *mailbox, *zone, chosen.params, options, config, provisioner_->actor_);
     auto added = store.add_certificate(*zone, n);
     if (!added.ok()) {
-      // Part of the bundle may be stored: the batch cannot be committed any more.
-      store.rollback();
-      open_ = false;
+      if (bundle) store.rollback_to_savepoint();
       return added.status();
     }
     PublishedCertificate p;
@@ -310,6 +313,7 @@ Result<PublishResult> Batch::publish(std::string_view address,
     result.certificates.push_back(std::move(p));
     result.warnings.insert(result.warnings.end(), chosen.warnings.begin(), chosen.warnings.end());
   }
+  if (bundle) SMIMEA_RETURN_IF_ERROR(store.release_savepoint());
   return result;
 }
 
@@ -346,6 +350,10 @@ Status Batch::import(const std::vector<Certificate>& certs, std::string_view sou
       }
       auto mailbox = mailbox_of(store, *zone, named);
       if (!mailbox.ok()) return mailbox.status();
+      if (Status scope = provisioner_->check_write(*zone, *mailbox, false); !scope.ok()) {
+        import_.skipped.push_back(what + ": " + scope.message());
+        continue;
+      }
       if (mailbox->to_string() != named.to_string()) {
         import_.warnings.push_back(std::string(source) + ": " +
                                    mailbox_note(named, *mailbox, *zone));
@@ -433,6 +441,11 @@ Result<int> Provisioner::remove(std::string_view address,
   if (!addr.ok()) return addr.status();
   int removed = 0;
   const Status s = in_transaction([&]() -> Status {
+    if (token_) {  // the mailbox must be in the scope, and the token may write
+      if (token_->read_only) return Status::permission_denied(who(), "is read-only");
+      auto certs = list(addr->to_string(), "");
+      if (!certs.ok()) return certs.status();
+    }
     auto n = store_.remove_certificates(addr->to_string(), fingerprint);
     if (!n.ok()) return n.status();
     if (*n == 0) {
@@ -448,23 +461,9 @@ Result<int> Provisioner::remove(std::string_view address,
   return removed;
 }
 
-Result<std::vector<CertInfo>> Provisioner::list(std::string_view address, std::string_view zone) {
-  std::string mailbox, zone_name;
-  if (!address.empty()) {
-    auto addr = parse_address(address);
-    if (!addr.ok()) return addr.status();
-    mailbox = addr->to_string();
-  }
-  if (!zone.empty()) {
-    auto z = normalize_domain(zone, /*allow_underscore=*/true);
-    if (!z.ok()) return z.status();
-    zone_name = *z;
-  }
-  return store_.list_certificates(mailbox, zone_name);
-}
-
 Result<ZoneChange> Provisioner::add_zone(std::string_view name, ZoneMode mode, ZoneKind kind,
                                          bool case_sensitive) {
+  SMIMEA_RETURN_IF_ERROR(check_admin("add zones"));
   auto normalized = normalize_domain(name, /*allow_underscore=*/true);
   if (!normalized.ok()) return normalized.status();
   ZoneChange change;
@@ -485,6 +484,7 @@ Result<ZoneChange> Provisioner::add_zone(std::string_view name, ZoneMode mode, Z
 }
 
 Result<ZoneChange> Provisioner::remove_zone(std::string_view name, bool force) {
+  SMIMEA_RETURN_IF_ERROR(check_admin("remove zones"));
   auto normalized = normalize_domain(name, /*allow_underscore=*/true);
   if (!normalized.ok()) return normalized.status();
   ZoneChange change;
@@ -501,6 +501,7 @@ Result<ZoneChange> Provisioner::remove_zone(std::string_view name, bool force) {
 
 template <typename Fn>
 Result<Zone> Provisioner::change_zone(std::string_view name, Fn change) {
+  SMIMEA_RETURN_IF_ERROR(check_admin("change zones"));
   auto normalized = normalize_domain(name, /*allow_underscore=*/true);
   if (!normalized.ok()) return normalized.status();
   Zone zone;
@@ -521,12 +522,6 @@ Result<Zone> Provisioner::set_zone_kind(std::string_view name, ZoneKind kind) {
 Result<Zone> Provisioner::set_zone_case(std::string_view name, bool case_sensitive) {
   return change_zone(name,
                      [&](const std::string& n) { return store_.set_zone_case(n, case_sensitive); });
-}
-
-Result<std::vector<Zone>> Provisioner::zones() {
-  std::vector<Zone> zones;
-  SMIMEA_RETURN_IF_ERROR(store_.load_zones(&zones));
-  return zones;
 }
 
 }  // namespace smimea

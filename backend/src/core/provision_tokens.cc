@@ -77,6 +77,28 @@ Result<std::string> parse_network(std::string_view text) {
   return s;
 }
 
+// Whether the address peer (IPv4 or IPv6 text) is inside network ("192.0.2.0/24"). An
+// IPv4-mapped IPv6 peer (::ffff:192.0.2.1, a dual-stack listener's) counts as its IPv4 address.
+bool in_network(std::string_view peer, const std::string& network) {
+  const std::size_t slash = network.find('/');
+  const std::string net = network.substr(0, slash);
+  const int bits = std::stoi(network.substr(slash + 1));
+  unsigned char want[16], have[16];
+  std::string client(peer);
+  if (client.rfind("::ffff:", 0) == 0 && client.find('.') != std::string::npos) {
+    client = client.substr(7);
+  }
+  const int family = net.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  if (inet_pton(family, net.c_str(), want) != 1 || inet_pton(family, client.c_str(), have) != 1) {
+    return false;
+  }
+  for (int i = 0; i < bits; ++i) {
+    const int mask = 0x80 >> (i % 8);
+    if ((want[i / 8] & mask) != (have[i / 8] & mask)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<NewToken> Provisioner::add_token(const TokenRequest& request) {
@@ -152,7 +174,8 @@ Status Provisioner::remove_token(std::string_view name) {
   return in_transaction([&] { return store_.remove_token(name); });
 }
 
-Result<Token> Provisioner::authenticate(std::string_view secret, std::int64_t now) {
+Result<Token> Provisioner::authenticate(std::string_view secret, std::int64_t now,
+                                        std::string_view peer) {
   const Status unknown = Status::not_found("token", "unknown or expired token");
   if (secret.substr(0, kSecretPrefix.size()) != kSecretPrefix) return unknown;
   const std::array<std::uint8_t, 32> hash = sha256(secret);
@@ -160,6 +183,11 @@ Result<Token> Provisioner::authenticate(std::string_view secret, std::int64_t no
   if (!token.ok()) return token.status().is_not_found() ? unknown : token.status();
   if (CRYPTO_memcmp(hash.data(), token->secret_sha256.data(), hash.size()) != 0) return unknown;
   if (token->expires_at && *token->expires_at <= now) return unknown;
+  if (!token->networks.empty() &&
+      std::none_of(token->networks.begin(), token->networks.end(),
+                   [&](const std::string& n) { return in_network(peer, n); })) {
+    return unknown;
+  }
   return token;
 }
 

@@ -299,8 +299,9 @@ Result<std::optional<std::string>> SqliteStore::mailbox_address(const Zone& zone
   return std::optional<std::string>(std::string(s.text(0)));
 }
 
-Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view address,
-                                                             std::string_view zone) {
+Result<std::vector<CertInfo>> SqliteStore::list_certificates(
+    std::string_view address, std::string_view zone,
+    const std::optional<std::array<std::uint8_t, 32>>& fingerprint) {
   sqlite3* db = impl_->db.get();
   // Only the filters given: "(?1 = '' OR address = ?1)" would keep SQLite from using
   // idx_certificates_address, and listing one address would scan every certificate. With both,
@@ -315,11 +316,13 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view ad
     sql += " AND c.address = ?1 COLLATE NOCASE AND (z.case_sensitive = 0 OR c.address = ?1)";
   }
   if (!zone.empty()) sql += address.empty() ? " AND z.name = ?2" : " AND +z.name = ?2";
+  if (fingerprint) sql += " AND c.fingerprint = ?3";
   sql += " ORDER BY c.address, c.id";
   Statement certs;
   SMIMEA_RETURN_IF_ERROR(certs.prepare(db, sql));
   if (!address.empty()) certs.bind_text(1, address);
   if (!zone.empty()) certs.bind_text(2, zone);
+  if (fingerprint) certs.bind_blob(3, fingerprint->data(), fingerprint->size());
   Statement recs;
   std::vector<CertInfo> out;
   int rc;
@@ -341,7 +344,7 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view ad
     info.changed_by.assign(certs.text(11));
     SMIMEA_RETURN_IF_ERROR(recs.prepare(db,
                                         "SELECT owner, usage, selector, matching_type, ttl, "
-                                        "length(data) FROM records WHERE certificate_id = ?1 "
+                                        "data FROM records WHERE certificate_id = ?1 "
                                         "ORDER BY id"));
     recs.bind(1, info.id);
     int rrc;
@@ -354,7 +357,7 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(std::string_view ad
           RecordParams{static_cast<Usage>(recs.int64(1)), static_cast<Selector>(recs.int64(2)),
                        static_cast<MatchingType>(recs.int64(3))};
       r.ttl = static_cast<std::uint32_t>(recs.int64(4));
-      r.data_size = static_cast<std::size_t>(recs.int64(5));
+      r.data.assign(recs.blob(5), recs.blob(5) + recs.bytes(5));
       info.records.push_back(std::move(r));
     }
     if (rrc != SQLITE_DONE) return impl_->error("list records");

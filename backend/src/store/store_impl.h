@@ -41,12 +41,16 @@ class SqliteStore final : public Store {
   Result<Zone> find_zone(std::string_view name) override;
   Result<std::optional<std::string>> mailbox_address(const Zone& zone,
                                                      std::string_view address) override;
-  Result<std::vector<CertInfo>> list_certificates(std::string_view address,
-                                                  std::string_view zone) override;
+  Result<std::vector<CertInfo>> list_certificates(
+      std::string_view address, std::string_view zone,
+      const std::optional<std::array<std::uint8_t, 32>>& fingerprint) override;
   Status integrity_check() override;
   Status begin() override;
   Status commit() override;
   void rollback() noexcept override;
+  Status savepoint() override;
+  Status release_savepoint() override;
+  void rollback_to_savepoint() noexcept override;
   Result<Zone> add_zone(std::string_view name, ZoneMode mode, ZoneKind kind, int* moved,
                         bool case_sensitive) override;
   Result<Zone> set_zone_case(std::string_view name, bool case_sensitive) override;
@@ -72,6 +76,7 @@ struct SqliteStore::Impl {
   std::string path;
   std::int64_t data_version = -1;
   std::set<std::int64_t> touched_zones;
+  std::set<std::int64_t> touched_before_savepoint;
   // Hot path statements, prepared once per connection.
   detail::Statement find_records;
   detail::Statement data_version_stmt;

@@ -50,6 +50,21 @@ void SqliteStore::rollback() noexcept {
   }
 }
 
+Status SqliteStore::savepoint() {
+  impl_->touched_before_savepoint = impl_->touched_zones;
+  return exec(impl_->db.get(), "SAVEPOINT provision", "savepoint");
+}
+
+Status SqliteStore::release_savepoint() {
+  return exec(impl_->db.get(), "RELEASE provision", "release savepoint");
+}
+
+void SqliteStore::rollback_to_savepoint() noexcept {
+  impl_->touched_zones = impl_->touched_before_savepoint;
+  sqlite3_exec(impl_->db.get(), "ROLLBACK TO provision; RELEASE provision", nullptr, nullptr,
+               nullptr);
+}
+
 namespace {
 
 // Moves the certificates that `where` picks (a condition on certificates, with ?2 and, if

@@ -243,18 +243,20 @@ TEST_F(ProvisionTest, ATokenSecretIsShownOnceAndStoredAsItsHash) {
   EXPECT_EQ(added->token.zones, std::vector<std::string>{"example.com"});
   EXPECT_EQ(added->token.created_by, "cli:tester");
   const std::int64_t now = std::time(nullptr);
-  auto ok = p.authenticate(added->secret, now);
+  auto ok = p.authenticate(added->secret, now, "127.0.0.1");
   ASSERT_TRUE(ok.ok()) << ok.status().message();
   EXPECT_EQ(ok->name, "panel");
   std::string wrong = added->secret;
   wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
-  EXPECT_TRUE(p.authenticate(wrong, now).status().is_not_found());
-  EXPECT_TRUE(p.authenticate("", now).status().is_not_found());
-  EXPECT_TRUE(p.authenticate(added->secret, now + 31 * 86400).status().is_not_found());  // expired
+  EXPECT_TRUE(p.authenticate(wrong, now, "127.0.0.1").status().is_not_found());
+  EXPECT_TRUE(p.authenticate("", now, "127.0.0.1").status().is_not_found());
+  EXPECT_TRUE(p.authenticate(added->secret, now + 31 * 86400, "127.0.0.1")
+                  .status()
+                  .is_not_found());  // expired
   auto second = p.add_token(r);
   EXPECT_EQ(second.status().code(), Status::Code::kConflict);
   ASSERT_TRUE(p.remove_token("panel").ok());
-  EXPECT_TRUE(p.authenticate(added->secret, now).status().is_not_found());  // removed
+  EXPECT_TRUE(p.authenticate(added->secret, now, "127.0.0.1").status().is_not_found());  // removed
 }
 
 TEST_F(ProvisionTest, TokenScopesAreCheckedBeforeAnythingIsStored) {

@@ -283,8 +283,8 @@ TEST(StoreCertificates, AddStoresEverything) {
   ASSERT_EQ(info.records.size(), 4u);
   EXPECT_EQ(info.records[0].owner_name,
             "274c9d19d98772457ec3e83af4fc93090845450055fa0f6e8542a5b2._smimecert.example.com.");
-  EXPECT_EQ(info.records[0].data_size, test::expected_hex("ec", 0, 0).size() / 2);
-  EXPECT_EQ(info.records[1].data_size, 32u);
+  EXPECT_EQ(info.records[0].data.size(), test::expected_hex("ec", 0, 0).size() / 2);
+  EXPECT_EQ(info.records[1].data.size(), 32u);
 }
 
 TEST(StoreCertificates, AddingTheSameCertificateTwiceChangesNothing) {
