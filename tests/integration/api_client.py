@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -147,6 +148,55 @@ def raw_exchange(host, port, head, body=b"", *, timeout=10, source=None, family=
         return parse_raw_response(received) if received else None
     finally:
         s.close()
+
+
+def many_connections(host, port, request, n, *, timeout=30):
+    """Opens n connections at once (non-blocking), sends request on each once connected and
+    reads each answer until the server closes. Returns {index: status, or a short reason}."""
+    sel = selectors.DefaultSelector()
+    socks = []
+    statuses = {}
+    try:
+        for i in range(n):
+            c = socket.socket()
+            c.setblocking(False)
+            socks.append(c)
+            c.connect_ex((host, port))
+            sel.register(c, selectors.EVENT_WRITE, [i, b""])
+        deadline = time.monotonic() + timeout
+        while len(statuses) < n and time.monotonic() < deadline:
+            for key, events in sel.select(timeout=1):
+                c, data = key.fileobj, key.data
+                if events & selectors.EVENT_WRITE:
+                    error = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if error:
+                        statuses[data[0]] = f"connect: {os.strerror(error)}"
+                        sel.unregister(c)
+                        continue
+                    c.sendall(request)
+                    sel.modify(c, selectors.EVENT_READ, data)
+                    continue
+                try:
+                    chunk = c.recv(65536)
+                except OSError as e:
+                    chunk = b""
+                    data[1] += f"[{e}]".encode()
+                if chunk:
+                    data[1] += chunk
+                    continue
+                sel.unregister(c)
+                try:
+                    r = parse_raw_response(data[1])
+                except AssertionError:
+                    r = None
+                statuses[data[0]] = r.status if r else repr(data[1][:60])
+        for i in range(n):
+            statuses.setdefault(i, "no answer in time")
+        return statuses
+    finally:
+        for c in socks:
+            c.close()
+        sel.close()
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -288,7 +338,7 @@ class ApiServer:
         return self.proc.returncode
 
     def logs(self):
-        return f"smimea-api stderr ({self.log}):\n{tail(self.log)}"
+        return f"smimea-api stderr ({self.log}):\n{tail(self.log, 1500)}"
 
     def __enter__(self):
         return self.start()
@@ -323,6 +373,9 @@ class OpenApi:
                 else prefix + template
             regex = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(full)) + "$"
             self.templates.append((re.compile(regex), template, full))
+        # A literal path before a template that would also match it (/certificates/bulk
+        # before /certificates/{sha256}).
+        self.templates.sort(key=lambda entry: entry[1].count("{"))
 
     @classmethod
     def load(cls, path=OPENAPI_FILE):

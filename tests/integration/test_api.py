@@ -24,7 +24,6 @@ import pathlib
 import random
 import re
 import resource
-import selectors
 import signal
 import socket
 import sqlite3
@@ -42,7 +41,8 @@ import dns.rcode  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 from api_client import (API, HOST, OPENAPI_FILE, ApiServer, OpenApi,  # noqa: E402
-                        add_token, http_request, raw_exchange, sqlite_dump)
+                        add_token, http_request, many_connections, raw_exchange,
+                        sqlite_dump)
 from pdns import CONNECTORS, PdnsServer  # noqa: E402
 from smimea_test import BACKEND, CTL, Cert, Store, openssl, owner_name, require, run  # noqa: E402
 
@@ -258,7 +258,7 @@ class Env:
 
     def cert(self, address, **kw):
         """A certificate made with the openssl CLI for address (cached by address and kw)."""
-        key = (address, tuple(sorted(kw.items())))
+        key = (address, repr(sorted(kw.items())))
         if key not in self._certs:
             name = f"c{len(self._certs):03d}"
             self._certs[key] = Cert(self.dir / "certs", address, name=name, **kw)
@@ -824,6 +824,8 @@ def test_out_of_range_values_refused(env, extra):
     with unchanged(env.store):
         env.api.post("/api/v1/certificates", body_for(env.cert("range@example.com"), **extra),
                      token=env.tokens["admin"], expect={400, 422})
+    env.api.post("/api/v1/preview", body_for(env.cert("range@example.com")),
+                 token=env.tokens["admin"], expect=200)
 
 
 def test_no_zone_for_the_address(env):
@@ -910,7 +912,14 @@ def test_read_only_token(env):
             ("DELETE", "/api/v1/zones/example.com", None),
         ]:
             kw = {} if body is None else {"body": body}
-            r = env.api.call(method, path, token=t["ro"], expect=403, **kw)
+            if path.endswith("/bulk"):
+                # Refused whole, or item by item.
+                r = env.api.call(method, path, token=t["ro"], expect={200, 403, 422}, **kw)
+                if r.status != 403:
+                    assert [x["status"] for x in r.json()["results"]] == [403], r
+                    continue
+            else:
+                r = env.api.call(method, path, token=t["ro"], expect=403, **kw)
             assert r.error().startswith("token ro may not"), r
 
 
@@ -975,7 +984,7 @@ def test_delete_certificate(env):
     sha = hashlib.sha256(both.der).hexdigest()
     env.publish(both, "x1@example.com")
     env.publish(both, "x2@example.com")
-    env.publish(both, "x3@example.com")
+    env.publish(both, "x3@example.com", force=True)  # names x1 and x2 only
     # ?address: only that mailbox's.
     env.api.delete(f"/api/v1/certificates/{sha}?address=x3@example.com", token=t["admin"],
                    expect=204)
@@ -1150,6 +1159,12 @@ def test_non_utf8_json_400(env):
                  json.dumps(body_for(cert)).encode("utf-16")):
         with unchanged(env.store):
             post_raw(env, "/api/v1/certificates", data, expect=400)
+    # The other side: the same body in UTF-8, non-ASCII included.
+    body = dict(body_for(cert), address="utf8@example.com")
+    data = json.dumps(body, ensure_ascii=False).replace("utf8@", "utf8\u00e9@").encode()
+    r = post_raw(env, "/api/v1/preview", data, expect={200, 422})
+    assert r.status == 200 or "utf8\u00e9@example.com" in r.error(), r
+    post_raw(env, "/api/v1/preview", json.dumps(body).encode(), expect=200)
 
 
 def test_wrong_content_type_415(env):
@@ -1197,6 +1212,7 @@ def test_slow_clients_cut_after_idle_timeout(env, daemon):
     idle-timeout (2 s here) while the daemon keeps answering everybody else; a silent
     connection is cut too; a keep-alive client that pauses 1 s between requests is not."""
     s = daemon("slow", **{"idle-timeout": 2, "rate-limit": 0})
+    before = sqlite_dump(env.store.db)
     admin = env.tokens["admin"]
     cut_after = {}
     start = time.monotonic()
@@ -1259,6 +1275,7 @@ def test_slow_clients_cut_after_idle_timeout(env, daemon):
     assert sorted(cut_after) == list(range(10)), f"never cut: {set(range(10)) - set(cut_after)}"
     assert max(cut_after.values()) < 2 + 3, cut_after
     assert min(cut_after.values()) > 1.5, cut_after  # not before the idle timeout
+    assert sqlite_dump(env.store.db) == before
     assert s.alive()
 
 
@@ -1267,6 +1284,7 @@ def test_connection_limits(env, daemon):
     are served; once connections close, new ones are served again."""
     s = daemon("conns", **{"max-connections": 6, "max-connections-per-address": 4,
                            "idle-timeout": 10, "rate-limit": 0})
+    before = sqlite_dump(env.store.db)
     admin = env.tokens["admin"]
     head = (f"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n"
             f"Connection: close\r\n\r\n").encode()
@@ -1296,6 +1314,7 @@ def test_connection_limits(env, daemon):
             break
         time.sleep(0.1)
     assert r is not None and r.status == 200, r
+    assert sqlite_dump(env.store.db) == before
 
 
 def test_thousand_connections_at_once(env, daemon):
@@ -1305,49 +1324,11 @@ def test_thousand_connections_at_once(env, daemon):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     s = daemon("many", **{"max-connections": 2000, "max-connections-per-address": 0,
                           "rate-limit": 0})
+    before = sqlite_dump(env.store.db)
     admin = env.tokens["admin"]
     request = (f"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n"
                f"Connection: close\r\n\r\n").encode()
-    sel = selectors.DefaultSelector()
-    socks = []
-    for i in range(1000):
-        c = socket.socket()
-        c.setblocking(False)
-        c.connect_ex((HOST, s.port))
-        socks.append(c)
-        sel.register(c, selectors.EVENT_WRITE, [i, b""])
-    statuses = {}
-    deadline = time.monotonic() + 30
-    try:
-        while len(statuses) < 1000 and time.monotonic() < deadline:
-            for key, events in sel.select(timeout=1):
-                c, data = key.fileobj, key.data
-                if events & selectors.EVENT_WRITE:
-                    if c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                        statuses[data[0]] = "connect failed"
-                        sel.unregister(c)
-                        continue
-                    c.send(request)
-                    sel.modify(c, selectors.EVENT_READ, data)
-                    continue
-                try:
-                    chunk = c.recv(65536)
-                except OSError as e:
-                    chunk = b""
-                    data[1] += f"[{e}]".encode()
-                if chunk:
-                    data[1] += chunk
-                    continue
-                sel.unregister(c)
-                r = None
-                with contextlib.suppress(AssertionError):
-                    from api_client import parse_raw_response
-                    r = parse_raw_response(data[1])
-                statuses[data[0]] = r.status if r else data[1][:60]
-    finally:
-        for c in socks:
-            c.close()
-        sel.close()
+    statuses = many_connections(HOST, s.port, request, 1000, timeout=30)
     counts = {}
     for v in statuses.values():
         counts[v] = counts.get(v, 0) + 1
@@ -1360,6 +1341,7 @@ def test_thousand_connections_at_once(env, daemon):
             time.monotonic() < deadline:
         time.sleep(0.1)
     assert metric_sum(metrics(s.target), "smimea_api_connections") <= 2
+    assert sqlite_dump(env.store.db) == before
 
 
 # --------------------------------------------------------------------------------------------
