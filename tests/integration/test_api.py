@@ -576,6 +576,11 @@ def test_zone_create_admin_only(env):
     assert (cli["new2.example"]["kind"], cli["new2.example"]["mode"],
             cli["new2.example"]["case_sensitive"]) == ("native", "overlay", True)
     assert cli["new2.example"]["serial"] == z["serial"]
+    # A zone that exists: 409, nothing changed.
+    with unchanged(env.store):
+        for name in ("new1.example", "example.com", "EXAMPLE.COM"):
+            r = api.post("/api/v1/zones", {"name": name}, token=t["admin"], expect=409)
+            assert r.error(), r
 
 
 @pytest.mark.parametrize("body", [
@@ -585,6 +590,8 @@ def test_zone_create_admin_only(env):
     {"name": "bad2.example", "mode": "sideways"},
     {"name": "bad3.example", "case_sensitive": "yes"},
     {"name": "bad4.example", "colour": "blue"},
+    {"name": "not a domain!"},
+    {"name": ""},
     ["bad5.example"],
 ])
 def test_zone_create_malformed_400(env, body):
