@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "smimea/status.h"
@@ -30,6 +31,30 @@ struct SoaTemplate {
   std::uint32_t expire = 1209600;             // Default: 2 weeks.
   std::uint32_t minimum = 300;  // Negative-caching TTL (RFC 2308). Default: 5 minutes.
   std::uint32_t ttl = 3600;     // TTL of the SOA record. Default: 1 hour.
+};
+
+// The provisioning API daemon, smimea-api (section `api:`).
+struct ApiConfig {
+  // Where it listens: "HOST:PORT", "[IPv6]:PORT" or "unix:PATH". Default: 127.0.0.1:8055.
+  std::vector<std::string> listen{"127.0.0.1:8055"};
+  // smimea-api speaks plain HTTP: on a non-loopback address only with this set, behind a
+  // TLS-terminating proxy (README). Default: false.
+  bool allow_plain_http = false;
+  std::uint32_t socket_mode = 0660;  // unix: listeners. Default: 0660.
+  // Largest request body, but a bulk publish's. Default: 1 MiB.
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_bulk_bytes = 64 * 1024 * 1024;  // A bulk publish's body. Default: 64 MiB.
+  std::uint32_t max_bulk_items = 100000;          // Certificates in one bulk publish.
+  std::uint32_t max_connections = 1024;           // Open at once; more are refused.
+  // From one client address; 0: no limit. Default: 64.
+  std::uint32_t max_connections_per_address = 64;
+  // Seconds a connection may stay silent (headers, body, keep-alive). Default: 10.
+  std::uint32_t idle_timeout = 10;
+  std::uint32_t threads = 4;  // Worker threads. Default: 4.
+  // Requests per second per token, in bursts of as many; 0: no limit. Default: 100.
+  std::uint32_t rate_limit = 100;
+  // Client networks that may read /metrics (no token). Default: loopback.
+  std::vector<std::string> metrics_from{"127.0.0.0/8", "::1/128"};
 };
 
 struct Config {
@@ -61,7 +86,19 @@ struct Config {
   std::string socket_group;
   // SQLite page cache per connection, in KiB. Default: 65536 (64 MiB).
   std::uint32_t cache_kib = 65536;
+  ApiConfig api;
 };
+
+// One of api.listen: an IP address and port, or a unix socket's path.
+struct ListenAddress {
+  std::string host;  // IPv4 or IPv6 address text, no brackets; empty for unix
+  std::uint16_t port = 0;
+  std::string unix_path;  // absolute
+  bool loopback() const;  // a unix socket, 127.0.0.0/8 or ::1
+};
+Result<ListenAddress> parse_listen_address(std::string_view text);
+// Every address of listen parses, and none is outside loopback unless allow_plain_http.
+Status check_listen(const std::vector<std::string>& listen, bool allow_plain_http);
 
 // Reads and validates a YAML file. Errors name the file, the line and the key:
 // "smimea.yaml:14: soa.refresh: 0 is out of range 1..2147483647".

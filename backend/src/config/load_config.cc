@@ -1,6 +1,7 @@
 // The only user of yaml-cpp. One table declares every key (name, what it is, range); parsing
 // and validation are driven by it, and yaml-cpp's exceptions stop here, turned into a Status
 // naming the file, line and key.
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
@@ -9,8 +10,10 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "smimea/config.h"
+#include "smimea/network.h"
 #include "smimea/owner_name.h"
 
 namespace smimea {
@@ -178,6 +181,75 @@ Status apply_soa(const std::string& source, const YAML::Node& node, SoaTemplate*
   return Status();
 }
 
+Result<std::vector<std::string>> get_list(const std::string& source, const YAML::Node& node,
+                                          const std::string& key) {
+  if (!node.IsSequence() || node.size() == 0) {
+    return config_error(source, node, key, "expected a non-empty list");
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    auto r = get_string(source, node[i], key + "[" + std::to_string(i) + "]");
+    if (!r.ok()) return r.status();
+    out.push_back(*r);
+  }
+  return out;
+}
+
+Status apply_api(const std::string& source, const YAML::Node& node, ApiConfig* api) {
+  if (!node.IsMap()) return config_error(source, node, "api", "expected a map");
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string full = "api." + key;
+    SMIMEA_RETURN_IF_ERROR(check_once(&seen, source, kv.first, full));
+    const YAML::Node& v = kv.second;
+    auto set_uint = [&](auto* field, std::uint64_t min, std::uint64_t max) -> Status {
+      auto r = get_uint(source, v, full, min, max);
+      if (!r.ok()) return r.status();
+      *field = static_cast<std::remove_pointer_t<decltype(field)>>(*r);
+      return Status();
+    };
+    if (key == "listen" || key == "metrics-from") {
+      auto r = get_list(source, v, full);
+      if (!r.ok()) return r.status();
+      for (std::string& item : *r) {
+        Status bad =
+            key == "listen" ? parse_listen_address(item).status() : parse_network(item).status();
+        if (!bad.ok()) return config_error(source, v, full, bad.message());
+        if (key == "metrics-from") item = *parse_network(item);
+      }
+      (key == "listen" ? api->listen : api->metrics_from) = std::move(r).value();
+    } else if (key == "allow-plain-http") {
+      auto r = get_bool(source, v, full);
+      if (!r.ok()) return r.status();
+      api->allow_plain_http = *r;
+    } else if (key == "socket-mode") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->socket_mode, 0, 0777));
+    } else if (key == "max-body-bytes") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->max_body_bytes, 1024, 64 * 1024 * 1024));
+    } else if (key == "max-bulk-bytes") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->max_bulk_bytes, 1024, 1024 * 1024 * 1024));
+    } else if (key == "max-bulk-items") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->max_bulk_items, 1, 10000000));
+    } else if (key == "max-connections") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->max_connections, 1, 65536));
+    } else if (key == "max-connections-per-address") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->max_connections_per_address, 0, 65536));
+    } else if (key == "idle-timeout") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->idle_timeout, 1, 3600));
+    } else if (key == "threads") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->threads, 1, 256));
+    } else if (key == "rate-limit") {
+      SMIMEA_RETURN_IF_ERROR(set_uint(&api->rate_limit, 0, 1000000));
+    } else {
+      return config_error(source, kv.first, full, "unknown key");
+    }
+  }
+  const Status listen = check_listen(api->listen, api->allow_plain_http);
+  if (!listen.ok()) return config_error(source, node, "api.listen", listen.message());
+  return Status();
+}
+
 Status apply(const std::string& source, const YAML::Node& root, Config* c) {
   if (root.IsNull()) return config_error(source, root, "database", "required key missing");
   if (!root.IsMap()) return config_error(source, root, "(top level)", "expected a map of keys");
@@ -240,6 +312,8 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
       c->socket_group = *r;
     } else if (key == "cache-kib") {
       SMIMEA_RETURN_IF_ERROR(set_u32(&c->cache_kib, 256, 16 * 1024 * 1024));
+    } else if (key == "api") {
+      SMIMEA_RETURN_IF_ERROR(apply_api(source, v, &c->api));
     } else {
       return config_error(source, kv.first, key, "unknown key");
     }
@@ -250,6 +324,58 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
 }
 
 }  // namespace
+
+bool ListenAddress::loopback() const {
+  return !unix_path.empty() || in_network(host, "127.0.0.0/8") || in_network(host, "::1/128");
+}
+
+Result<ListenAddress> parse_listen_address(std::string_view text) {
+  ListenAddress out;
+  const std::string t(text);
+  if (t.rfind("unix:", 0) == 0) {
+    out.unix_path = t.substr(5);
+    if (out.unix_path.empty() || out.unix_path[0] != '/') {
+      return Status::invalid_argument(text, "a unix socket needs an absolute path (unix:/run/...)");
+    }
+    return out;
+  }
+  const std::size_t colon = t.rfind(':');
+  const std::string why = "expected HOST:PORT ([IPv6]:PORT) with an IP address, or unix:PATH";
+  if (colon == std::string::npos || colon == 0) return Status::invalid_argument(text, why);
+  out.host = t.substr(0, colon);
+  if (out.host.front() == '[' && out.host.back() == ']') {
+    out.host = out.host.substr(1, out.host.size() - 2);
+  } else if (out.host.find(':') != std::string::npos) {
+    return Status::invalid_argument(text, why);
+  }
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, out.host.c_str(), buf) != 1 &&
+      inet_pton(AF_INET6, out.host.c_str(), buf) != 1) {
+    return Status::invalid_argument(text, why);
+  }
+  const std::string port = t.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) == 0 ||
+      std::stoul(port) > 65535) {
+    return Status::invalid_argument(text, "port must be 1..65535");
+  }
+  out.port = static_cast<std::uint16_t>(std::stoul(port));
+  return out;
+}
+
+Status check_listen(const std::vector<std::string>& listen, bool allow_plain_http) {
+  for (const std::string& l : listen) {
+    auto a = parse_listen_address(l);
+    if (!a.ok()) return a.status();
+    if (!a->loopback() && !allow_plain_http) {
+      return Status::config_error(
+          l,
+          "not a loopback address: smimea-api speaks plain HTTP; put a TLS proxy in front "
+          "and set api.allow-plain-http: true (README, \"TLS\")");
+    }
+  }
+  return Status();
+}
 
 Result<Config> parse_config(const std::string& text, const std::string& source) {
   Config c;

@@ -257,6 +257,10 @@ Result<PublishResult> Batch::publish(std::string_view address,
                                      const PublishOptions& options) {
   if (!open_) return Status::conflict("publish", "the batch is closed");
   if (certs.empty()) return Status::invalid_argument(source, "no certificate");
+  if (options.ttl && *options.ttl > kMaxTtl) {
+    return Status::invalid_argument(std::to_string(*options.ttl),
+                                    "TTL out of range 0.." + std::to_string(kMaxTtl));
+  }
   Store& store = provisioner_->store_;
   const Config& config = provisioner_->config_;
   auto addr = parse_address(address);

@@ -1,6 +1,5 @@
 // The provisioning service's API tokens: created with a secret from the CSPRNG that only the
 // caller sees, stored as its SHA2-256, checked in constant time.
-#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -9,6 +8,7 @@
 #include <ctime>
 
 #include "openssl_util.h"
+#include "smimea/network.h"
 #include "smimea/owner_name.h"
 #include "smimea/provision.h"
 
@@ -51,52 +51,6 @@ bool valid_name(std::string_view name) {
            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
          });
-}
-
-// "192.0.2.0/24", "2001:db8::/32", or an address alone (a /32 or /128): the text as it will
-// be matched, or the reason it cannot be.
-Result<std::string> parse_network(std::string_view text) {
-  const std::string s(text);
-  const std::size_t slash = s.find('/');
-  const std::string addr = s.substr(0, slash);
-  unsigned char buf[16];
-  int family = AF_INET;
-  if (inet_pton(AF_INET, addr.c_str(), buf) != 1) {
-    family = AF_INET6;
-    if (inet_pton(AF_INET6, addr.c_str(), buf) != 1) {
-      return Status::invalid_argument(text, "not an IPv4 or IPv6 network (e.g. 192.0.2.0/24)");
-    }
-  }
-  const int max = family == AF_INET ? 32 : 128;
-  if (slash == std::string::npos) return s + "/" + std::to_string(max);
-  const std::string len = s.substr(slash + 1);
-  if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), ::isdigit) ||
-      std::stoi(len) > max) {
-    return Status::invalid_argument(text, "prefix length must be 0.." + std::to_string(max));
-  }
-  return s;
-}
-
-// Whether the address peer (IPv4 or IPv6 text) is inside network ("192.0.2.0/24"). An
-// IPv4-mapped IPv6 peer (::ffff:192.0.2.1, a dual-stack listener's) counts as its IPv4 address.
-bool in_network(std::string_view peer, const std::string& network) {
-  const std::size_t slash = network.find('/');
-  const std::string net = network.substr(0, slash);
-  const int bits = std::stoi(network.substr(slash + 1));
-  unsigned char want[16], have[16];
-  std::string client(peer);
-  if (client.rfind("::ffff:", 0) == 0 && client.find('.') != std::string::npos) {
-    client = client.substr(7);
-  }
-  const int family = net.find(':') == std::string::npos ? AF_INET : AF_INET6;
-  if (inet_pton(family, net.c_str(), want) != 1 || inet_pton(family, client.c_str(), have) != 1) {
-    return false;
-  }
-  for (int i = 0; i < bits; ++i) {
-    const int mask = 0x80 >> (i % 8);
-    if ((want[i / 8] & mask) != (have[i / 8] & mask)) return false;
-  }
-  return true;
 }
 
 }  // namespace
