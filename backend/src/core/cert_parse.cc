@@ -8,8 +8,11 @@
 #include <openssl/provider.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "openssl_util.h"
 #include "smimea/cert.h"
@@ -445,6 +448,53 @@ Status parse_pem(std::string_view input, std::string_view source, std::vector<Ce
   return Status();
 }
 
+// A signed mail (RFC 8551): MIME headers first, and a PKCS#7 signature part (multipart/signed)
+// or body (application/pkcs7-mime). Its certificates are the sender's and the chain it sent.
+bool looks_like_signed_mail(std::string_view input) {
+  const std::size_t colon = input.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 76) return false;
+  for (char c : input.substr(0, colon)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  std::string lower(input.substr(0, std::min<std::size_t>(input.size(), 65536)));
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("pkcs7") != std::string::npos;
+}
+
+Status parse_signed_mail(std::string_view input, std::string_view source,
+                         std::vector<Certificate>* out) {
+  BioPtr bio(BIO_new_mem_buf(input.data(), static_cast<int>(input.size())));
+  if (!bio) return Status::invalid_argument(source, "out of memory");
+  BIO* content = nullptr;
+  Pkcs7Ptr p7(SMIME_read_PKCS7(bio.get(), &content));
+  BIO_free(content);
+  if (!p7) return Status::invalid_argument(source, "not a signed mail (S/MIME) with certificates");
+  return append_pkcs7(p7.get(), source, out);
+}
+
+// Base64 of a DER certificate or PKCS#7 without PEM armour (a JSON field, a web form): the
+// DER, or nothing if input is not only base64 and white space.
+std::optional<std::string> decode_bare_base64(std::string_view input) {
+  std::string compact;
+  for (char c : input) {
+    if (std::isspace(static_cast<unsigned char>(c))) continue;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') {
+      return std::nullopt;
+    }
+    compact.push_back(c);
+  }
+  if (compact.size() < 4 || compact.size() % 4 != 0) return std::nullopt;
+  std::string der(compact.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(der.data()),
+                                reinterpret_cast<const unsigned char*>(compact.data()),
+                                static_cast<int>(compact.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t padding = 0;
+  for (std::size_t i = compact.size(); i > 0 && compact[i - 1] == '='; --i) ++padding;
+  der.resize(static_cast<std::size_t>(n) - std::min<std::size_t>(padding, 2));
+  return der;
+}
+
 }  // namespace
 
 Result<std::vector<Certificate>> parse_certificates(std::string_view input, std::string_view source,
@@ -456,8 +506,16 @@ Result<std::vector<Certificate>> parse_certificates(std::string_view input, std:
   }
   std::vector<Certificate> certs;
   Status status;
-  if (input.find("-----BEGIN ") != std::string_view::npos) {
+  std::optional<std::string> der;
+  if (input.find("PRIVATE KEY-----") != std::string_view::npos) {
+    status = Status::invalid_argument(source, "input contains a private key: refused");
+  } else if (looks_like_signed_mail(input)) {
+    status = parse_signed_mail(input, source, &certs);
+  } else if (input.find("-----BEGIN ") != std::string_view::npos) {
     status = parse_pem(input, source, &certs);
+  } else if ((der = decode_bare_base64(input))) {
+    status =
+        parse_der(reinterpret_cast<const unsigned char*>(der->data()), der->size(), source, &certs);
   } else {
     status = parse_der(reinterpret_cast<const unsigned char*>(input.data()), input.size(), source,
                        &certs);

@@ -126,6 +126,35 @@ TEST(ParseCertificates, Pkcs7Der) {
   EXPECT_EQ(to_hex(certs[1].fingerprint), expected_hex("ec", 0, 1));
 }
 
+TEST(ParseCertificates, BareBase64Der) {
+  const Certificate c = parse_one("rsa.der.b64");
+  EXPECT_EQ(to_hex(c.der), expected_hex("rsa", 0, 0));
+}
+
+TEST(ParseCertificates, BareBase64PrivateKeyIsRefused) {
+  auto r = parse_certificates(read_data("certs/ec.key.der.b64"), "key");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("private key"), std::string::npos) << r.status().message();
+}
+
+TEST(ParseCertificates, SignedMailGivesTheSignersCertificates) {
+  for (const char* file : {"signed.eml", "signed-opaque.eml"}) {
+    const auto certs = parse_ok(file);
+    ASSERT_FALSE(certs.empty()) << file;
+    bool signer = false;
+    for (const Certificate& c : certs) signer |= to_hex(c.fingerprint) == expected_hex("rsa", 0, 1);
+    EXPECT_TRUE(signer) << file;
+  }
+  EXPECT_EQ(parse_ok("signed.eml").size(), 2u);  // the signer's and ca.pem
+}
+
+TEST(ParseCertificates, MailWithoutASignatureIsRefused) {
+  auto r = parse_certificates(
+      "From: a@example.com\r\nContent-Type: application/pkcs7-mime\r\n\r\nxx", "mail");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("signed mail"), std::string::npos) << r.status().message();
+}
+
 TEST(ParseCertificates, PemWithCrlfLineEndings) {
   std::string pem;
   for (char c : read_data("certs/ec.pem")) {
