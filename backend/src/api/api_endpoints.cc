@@ -1,0 +1,202 @@
+// The endpoints: each parses its request, calls the provisioning service with the request's
+// token, and serialises the answer. No decision of their own.
+#include <ctime>
+
+#include "api.h"
+#include "api_json.h"
+#include "openapi_json.h"
+#include "smimea/hex.h"
+#include "smimea/provision.h"
+
+namespace smimea::api {
+namespace {
+
+using nlohmann::json;
+
+Response ok(unsigned status, const json& body) {
+  Response r;
+  r.status = status;
+  r.body = dump(body);
+  return r;
+}
+
+Response no_content() {
+  Response r;
+  r.status = 204;
+  r.content_type = "application/json";
+  return r;
+}
+
+std::string query(const Request& request, const char* key) {
+  auto it = request.query.find(key);
+  return it == request.query.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+Response Api::zones_get(Request& request) {
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  auto zones = Provisioner(**store, config_, *request.token).zones();
+  if (!zones.ok()) return error(zones.status(), true);
+  json out = json::array();
+  for (const Zone& z : *zones) out.push_back(to_json(z));
+  return ok(200, out);
+}
+
+Response Api::zones_post(Request& request) {
+  auto body = parse_body(request.body);
+  if (!body.ok()) return error(400, body.status().message());
+  auto zone = parse_zone(*body);
+  if (!zone.ok()) return error(400, zone.status().message());
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  auto change = Provisioner(**store, config_, *request.token)
+                    .add_zone(zone->name, zone->mode, zone->kind, zone->case_sensitive);
+  if (!change.ok()) return error(change.status());
+  return ok(201, to_json(change->zone));
+}
+
+Response Api::zones_delete(Request& request) {
+  const std::string force = query(request, "force");
+  if (!force.empty() && force != "true" && force != "false") {
+    return error(400, "force: expected true or false");
+  }
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  auto change =
+      Provisioner(**store, config_, *request.token).remove_zone(request.param, force == "true");
+  if (!change.ok()) return error(change.status(), true);
+  metrics_.removed(static_cast<std::uint64_t>(change->certificates_removed));
+  return no_content();
+}
+
+Response Api::certificates_get(Request& request) {
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  auto certs = Provisioner(**store, config_, *request.token)
+                   .list(query(request, "address"), query(request, "zone"));
+  if (!certs.ok()) return error(certs.status(), true);
+  json out = json::array();
+  for (const CertInfo& c : *certs) out.push_back(to_json(c));
+  return ok(200, out);
+}
+
+Response Api::certificates_delete(Request& request) {
+  auto fingerprint = parse_fingerprint(request.param);
+  if (!fingerprint.ok()) return error(400, fingerprint.status().message());
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  auto removed = Provisioner(**store, config_, *request.token)
+                     .remove_certificate(*fingerprint, query(request, "address"));
+  if (!removed.ok()) return error(removed.status(), true);
+  metrics_.removed(removed->size());
+  return no_content();
+}
+
+Response Api::certificates_post(Request& request) { return publish(request, false); }
+
+Response Api::preview(Request& request) { return publish(request, true); }
+
+Response Api::publish(Request& request, bool preview) {
+  auto body = parse_body(request.body);
+  if (!body.ok()) return error(400, body.status().message());
+  auto publish = parse_publish(*body, "request body");
+  if (!publish.ok()) return error(400, publish.status().message());
+  auto certs = parse_certificates(publish->certificate, "certificate", config_.max_input_bytes);
+  if (!certs.ok()) return error(422, certs.status().message());
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  Provisioner provisioner(**store, config_, *request.token);
+  auto result =
+      preview ? provisioner.preview(publish->address, *certs, "certificate", publish->options)
+              : provisioner.publish(publish->address, *certs, "certificate", publish->options);
+  if (!result.ok()) return error(result.status());
+  if (!preview && result->changed()) metrics_.published(result->certificates.size());
+  return ok(preview ? 200 : 201, to_json(*result));
+}
+
+Response Api::bulk(Request& request) {
+  auto body = parse_body(request.body);
+  if (!body.ok()) return error(400, body.status().message());
+  const json& j = *body;
+  if (!j.is_object() || !j.contains("certificates") || !j.at("certificates").is_array()) {
+    return error(400, "request body: expected {\"certificates\": [...], \"atomic\"?: bool}");
+  }
+  for (const auto& item : j.items()) {
+    if (item.key() != "certificates" && item.key() != "atomic") {
+      return error(400, "request body: " + item.key() + ": unknown field");
+    }
+  }
+  if (j.contains("atomic") && !j.at("atomic").is_boolean()) {
+    return error(400, "request body: atomic: expected true or false");
+  }
+  const bool atomic = j.value("atomic", false);
+  const json& items = j.at("certificates");
+  if (items.size() > config_.api.max_bulk_items) {
+    return error(413, "more than " + std::to_string(config_.api.max_bulk_items) +
+                          " certificates in one request (api.max-bulk-items)");
+  }
+  auto store = stores_.acquire();
+  if (!store.ok()) return error(store.status());
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  Provisioner provisioner(**store, config_, *request.token);
+  auto batch = provisioner.begin();
+  if (!batch.ok()) return error(batch.status());
+  json results = json::array();
+  std::size_t published = 0, refused = 0, changed = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string where = "certificates[" + std::to_string(i) + "]";
+    json result = {{"index", i}};
+    auto refuse = [&](unsigned status, const std::string& message) {
+      result["status"] = status;
+      result["error"] = message;
+      ++refused;
+    };
+    auto parsed = parse_publish(items[i], where);
+    if (!parsed.ok()) {
+      refuse(400, parsed.status().message());
+    } else if (auto certs = parse_certificates(parsed->certificate, where + ".certificate",
+                                               config_.max_input_bytes);
+               !certs.ok()) {
+      refuse(422, certs.status().message());
+    } else {
+      auto done = batch->publish(parsed->address, *certs, where + ".certificate", parsed->options);
+      if (!done.ok()) {
+        // A store failure ends the whole request, rolled back (the batch is dropped).
+        if (done.status().code() == Status::Code::kStoreError) return error(done.status());
+        refuse(error(done.status()).status, done.status().message());
+      } else {
+        result["status"] = 201;
+        if (done->changed()) changed += done->certificates.size();
+        result["certificate"] = to_json(*done);
+        ++published;
+      }
+    }
+    results.push_back(std::move(result));
+  }
+  const json out = {{"published", published}, {"refused", refused}, {"results", results}};
+  if (atomic && refused > 0) return ok(422, out);  // the batch rolls back as it goes
+  if (Status s = batch->commit(); !s.ok()) return error(s);
+  metrics_.published(changed);
+  return ok(200, out);
+}
+
+Response Api::openapi(Request&) {
+  Response r;
+  r.body = kOpenApiJson;
+  return r;
+}
+
+Response Api::metrics(Request&) {
+  Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.render();
+  return r;
+}
+
+}  // namespace smimea::api

@@ -1,0 +1,152 @@
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace smimea::api {
+namespace {
+
+struct Connection {
+  Request request;
+  std::size_t max_body = 0;
+  bool too_large = false;
+  bool answered = false;  // a response is queued
+  unsigned status = 0;
+};
+
+std::string peer_of(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (info == nullptr || info->client_addr == nullptr) return "127.0.0.1";
+  char text[INET6_ADDRSTRLEN] = "";
+  const sockaddr* sa = info->client_addr;
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, text, sizeof text);
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, text, sizeof text);
+  } else {
+    return "127.0.0.1";  // a unix socket: a local client
+  }
+  return text;
+}
+
+MHD_Result add_query(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  static_cast<Request*>(cls)->query[key] = value != nullptr ? value : "";
+  return MHD_YES;
+}
+
+const char* header(MHD_Connection* connection, const char* name) {
+  return MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name);
+}
+
+MHD_Result queue(MHD_Connection* connection, Connection* c, const Response& r) {
+  MHD_Response* response = MHD_create_response_from_buffer(
+      r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (response == nullptr) return MHD_NO;
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+  for (const auto& [name, value] : r.headers) {
+    MHD_add_response_header(response, name.c_str(), value.c_str());
+  }
+  const MHD_Result result = MHD_queue_response(connection, r.status, response);
+  MHD_destroy_response(response);
+  c->answered = true;
+  c->status = r.status;
+  return result;
+}
+
+MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                      const char*, const char* upload_data, size_t* upload_data_size,
+                      void** state) {
+  Handler& handler = *static_cast<Handler*>(cls);
+  auto* c = static_cast<Connection*>(*state);
+  if (c == nullptr) {  // the headers are in
+    c = new Connection;
+    *state = c;
+    Request& r = c->request;
+    r.start = std::chrono::steady_clock::now();
+    r.method = method;
+    r.path = url;
+    r.peer = peer_of(connection);
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, add_query, &r);
+    if (const char* v = header(connection, MHD_HTTP_HEADER_CONTENT_TYPE)) r.content_type = v;
+    if (const char* v = header(connection, MHD_HTTP_HEADER_AUTHORIZATION)) r.authorization = v;
+    if (const char* v = header(connection, MHD_HTTP_HEADER_TRANSFER_ENCODING)) r.chunked = *v != 0;
+    if (const char* v = header(connection, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v, &end, 10);
+      if (end != v && *end == 0) r.content_length = static_cast<std::size_t>(n);
+    }
+    if (auto early = handler.begin(r, &c->max_body)) return queue(connection, c, *early);
+    if (r.content_length) c->request.body.reserve(std::min(*r.content_length, c->max_body));
+    return MHD_YES;
+  }
+  if (c->answered) {  // refused early: the rest of the body is dropped with the connection
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    if (!c->too_large && c->request.body.size() + *upload_data_size <= c->max_body) {
+      c->request.body.append(upload_data, *upload_data_size);
+    } else {
+      c->too_large = true;
+      c->request.body.clear();
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  return queue(connection, c, handler.handle(c->request, c->too_large));
+}
+
+void on_completed(void* cls, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+  auto* c = static_cast<Connection*>(*state);
+  if (c == nullptr) return;
+  static_cast<Handler*>(cls)->done(c->request, c->answered ? c->status : 0);
+  delete c;
+  *state = nullptr;
+}
+
+void on_connection(void* cls, MHD_Connection*, void**, MHD_ConnectionNotificationCode code) {
+  static_cast<Handler*>(cls)->connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+void log_mhd(void*, const char* format, va_list args) {
+  char line[512];
+  std::vsnprintf(line, sizeof line, format, args);
+  std::size_t n = std::strlen(line);
+  while (n > 0 && line[n - 1] == '\n') line[--n] = 0;
+  std::fprintf(stderr, "http: %s\n", line);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::start(int fd, bool unix_socket,
+                                              const ServerOptions& options, Handler& handler) {
+  std::unique_ptr<Server> server(new Server);
+  const unsigned per_address = unix_socket ? 0 : options.max_connections_per_address;
+  server->daemon_ = MHD_start_daemon(
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &on_request, &handler,
+      MHD_OPTION_EXTERNAL_LOGGER, &log_mhd, nullptr, MHD_OPTION_LISTEN_SOCKET, fd,
+      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(options.threads),
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address, MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(options.idle_timeout), MHD_OPTION_NOTIFY_COMPLETED, &on_completed,
+      &handler, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, &handler, MHD_OPTION_END);
+  if (server->daemon_ == nullptr) {
+    return Status::config_error("smimea-api", "cannot start the HTTP server (libmicrohttpd)");
+  }
+  return server;
+}
+
+Server::~Server() {
+  if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
+}
+
+}  // namespace smimea::api
