@@ -72,11 +72,13 @@ Result<json> parse_body(std::string_view body) {
     return Status::invalid_argument(
         "request body", "JSON nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
   } catch (const json::exception& e) {
-    // nlohmann's message names the byte offset and what was expected; it quotes at most a
-    // few bytes of the input, never a whole field.
+    // nlohmann's message names the position and what was expected, then quotes the token it
+    // read, which may be most of a string field (a key pasted by mistake): not sent back.
     std::string what = e.what();
     const std::size_t bracket = what.find("] ");
     if (bracket != std::string::npos) what = what.substr(bracket + 2);
+    const std::size_t quoted = what.find("; last read");
+    if (quoted != std::string::npos) what.erase(quoted);
     return Status::invalid_argument("request body", "not valid JSON (" + what + ")");
   }
 }
