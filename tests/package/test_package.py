@@ -13,6 +13,7 @@ The tests depend on each other's order (install state), as an operator's session
 """
 import configparser
 import grp
+import json
 import os
 import pathlib
 import pwd
@@ -23,6 +24,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -33,7 +37,7 @@ if os.environ.get("SMIMEA_INSTALLED") != "1":
 assert os.geteuid() == 0, "the package tests install and purge packages: run them as root"
 
 from pdns import Connector, PdnsServer, UnixConnector, wait_for_socket  # noqa: E402
-from smimea_test import ROOT, make_cert, run  # noqa: E402
+from smimea_test import ROOT, free_port, make_cert, run  # noqa: E402
 
 DEB_DIR = pathlib.Path(os.environ.get("SMIMEA_DEB_DIR", ROOT / "build-deb")).resolve()
 CONFIG = pathlib.Path("/etc/smimea/smimea.yaml")
@@ -41,6 +45,7 @@ STATE_DIR = pathlib.Path("/var/lib/smimea")
 STORE = STATE_DIR / "smimea.db"
 PDNS_SNIPPET = pathlib.Path("/etc/powerdns/pdns.d/pdns-smimea.conf.example")
 UNIT = "smimea-backend.service"
+API_UNIT = "smimea-api.service"
 # The schema version a new package must bring a store to: schema.sql's, which is one more
 # than the number of the last migration (schema/migrations/NNNN_*.sql).
 MIGRATIONS = sorted((ROOT / "schema" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
@@ -75,23 +80,23 @@ def debs():
     return [str(p) for p in found]
 
 
-def unit_path():
+def unit_path(unit=UNIT):
     for path in dpkg_files("smimea"):
-        if path.endswith("/system/" + UNIT):
+        if path.endswith("/system/" + unit):
             return pathlib.Path(path)
-    raise AssertionError(f"smimea does not install {UNIT}")
+    raise AssertionError(f"smimea does not install {unit}")
 
 
-def unit_service_section():
+def unit_service_section(unit=UNIT):
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str
-    parser.read_string(unit_path().read_text())
+    parser.read_string(unit_path(unit).read_text())
     return parser["Service"]
 
 
-def as_service_user(argv):
+def as_service_user(argv, unit=UNIT):
     """argv as the unit runs it: user smimea, group pdns, with the unit's UMask."""
-    service = unit_service_section()
+    service = unit_service_section(unit)
     umask = service.get("UMask", "0022")
     return ["runuser", "-u", service["User"], "-g", service["Group"], "--", "sh", "-c",
             f"umask {umask}; exec " + shlex.join(argv)]
@@ -270,6 +275,73 @@ def test_native_module_with_the_shipped_snippet(alice, tmp_path):
     name, der_hex = alice
     with pdns_as_pdns_user(InstalledModule(), tmp_path / "pdns") as server:
         assert rdata_hex(smimea_answer(server, name)) == der_hex
+
+
+def test_api_is_installed_with_its_man_page_and_unit():
+    files = dpkg_files("smimea")
+    for path in ("/usr/bin/smimea-api", "/usr/share/man/man8/smimea-api.8.gz"):
+        assert path in files, f"smimea does not install {path}"
+    assert run(["man", "-w", "smimea-api"]).stdout.strip()
+    service = unit_service_section(API_UNIT)
+    assert service["User"] == "smimea" and "check-config" in service["ExecStartPre"]
+    assert service["ProtectSystem"] == "strict" and service["NoNewPrivileges"] == "true"
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    r = run(["systemd-analyze", "verify", str(unit_path(API_UNIT))], check=False)
+    ours = [line for line in (r.stdout + r.stderr).splitlines() if API_UNIT in line]
+    assert not ours, "\n".join(ours)
+
+
+def test_api_through_its_unit_publishes_what_pdns_serves(alice, tmp_path):
+    """smimea-api as its unit runs it (user, group, command line, the shipped configuration),
+    a token made by root with smimea-ctl, a certificate published over HTTP, and pdns with the
+    installed module answering with it."""
+    service = unit_service_section(API_UNIT)
+    run(as_service_user(shlex.split(service["ExecStartPre"]), API_UNIT))
+    run(["smimea-ctl", "--config", CONFIG, "token", "remove", "pkg-panel"], check=False)
+    added = run(["smimea-ctl", "--config", CONFIG, "token", "add", "pkg-panel",
+                 "--zone", "pkg.example"])
+    secret = added.stdout.strip().splitlines()[-1]
+    port = free_port()
+    argv = shlex.split(service["ExecStart"]) + ["--listen", f"127.0.0.1:{port}"]
+    log = open(tmp_path / "api.log", "wb")
+    proc = subprocess.Popen(as_service_user(argv, API_UNIT), stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        cert, _ = make_cert(tmp_path, "bob@pkg.example")
+        body = json.dumps({"address": "bob@pkg.example",
+                           "certificate": pathlib.Path(cert).read_text()}).encode()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v1/certificates", data=body, method="POST",
+                    headers={"Authorization": f"Bearer {secret}",
+                             "Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 201
+                break
+            except urllib.error.URLError as e:
+                if isinstance(e, urllib.error.HTTPError) or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "api.log").read_text()) from e
+                time.sleep(0.1)
+        digest = run(["sh", "-c", "printf %s bob | openssl dgst -sha256 -r"]).stdout.split()[0]
+        der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        with pdns_as_pdns_user(InstalledModule(), tmp_path / "pdns") as server:
+            name = f"{digest[:56]}._smimecert.pkg.example."
+            assert rdata_hex(smimea_answer(server, name)) == der.hex().upper()
+        changed = json.loads(run(["smimea-ctl", "--config", CONFIG, "--json", "cert", "list",
+                                  "bob@pkg.example"]).stdout)
+        assert changed[0]["changed_by"] == "token:pkg-panel"
+        # The secret is in neither the store nor the log.
+        assert secret.encode() not in STORE.read_bytes()
+        assert secret.encode() not in (tmp_path / "api.log").read_bytes()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        run(["smimea-ctl", "--config", CONFIG, "token", "remove", "pkg-panel"], check=False)
 
 
 def reinstall():
