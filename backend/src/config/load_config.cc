@@ -43,8 +43,9 @@ Result<std::uint64_t> get_uint(const std::string& source, const YAML::Node& node
   std::size_t pos = 0;
   try {
     if (text.empty() || text[0] == '-' || text[0] == '+') throw std::invalid_argument(text);
-    // Decimal, except socket-mode, which is written the chmod way (0660).
-    value = std::stoull(text, &pos, key == "socket-mode" ? 8 : 10);
+    // Decimal, except the socket modes, written the chmod way (0660).
+    const bool octal = key == "socket-mode" || key == "api.socket-mode";
+    value = std::stoull(text, &pos, octal ? 8 : 10);
   } catch (const std::exception&) {
     pos = 0;
   }

@@ -273,3 +273,71 @@ TEST(LoadConfig, MissingFile) {
 
 }  // namespace
 }  // namespace smimea
+
+namespace smimea {
+namespace {
+
+TEST(ApiConfig, DefaultsListenOnLoopbackOnly) {
+  const Config c = parse_ok("database: x.db\n");
+  EXPECT_EQ(c.api.listen, std::vector<std::string>{"127.0.0.1:8055"});
+  EXPECT_FALSE(c.api.allow_plain_http);
+  EXPECT_EQ(c.api.max_body_bytes, 1024u * 1024u);
+  EXPECT_EQ(c.api.rate_limit, 100u);
+  EXPECT_EQ(c.api.metrics_from, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+}
+
+TEST(ApiConfig, EveryKeyParses) {
+  const Config c = parse_ok(
+      "database: x.db\n"
+      "api:\n"
+      "  listen: ['[::1]:9000', 'unix:/run/smimea-api/api.sock', '192.0.2.1:443']\n"
+      "  allow-plain-http: true\n"
+      "  socket-mode: 0600\n"
+      "  max-body-bytes: 4096\n"
+      "  max-bulk-bytes: 8192\n"
+      "  max-bulk-items: 10\n"
+      "  max-connections: 5\n"
+      "  max-connections-per-address: 0\n"
+      "  idle-timeout: 3\n"
+      "  threads: 2\n"
+      "  rate-limit: 0\n"
+      "  metrics-from: [10.0.0.0/8, 2001:db8::1]\n");
+  EXPECT_EQ(c.api.listen.size(), 3u);
+  EXPECT_TRUE(c.api.allow_plain_http);
+  EXPECT_EQ(c.api.socket_mode, 0600u);
+  EXPECT_EQ(c.api.max_body_bytes, 4096u);
+  EXPECT_EQ(c.api.max_bulk_bytes, 8192u);
+  EXPECT_EQ(c.api.max_bulk_items, 10u);
+  EXPECT_EQ(c.api.max_connections, 5u);
+  EXPECT_EQ(c.api.max_connections_per_address, 0u);
+  EXPECT_EQ(c.api.idle_timeout, 3u);
+  EXPECT_EQ(c.api.threads, 2u);
+  EXPECT_EQ(c.api.rate_limit, 0u);
+  EXPECT_EQ(c.api.metrics_from, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::1/128"}));
+}
+
+TEST(ApiConfig, PlainHttpOutsideLoopbackNeedsTheSetting) {
+  const std::string e = parse_error("database: x.db\napi:\n  listen: ['0.0.0.0:8055']\n");
+  EXPECT_NE(e.find("api.listen"), std::string::npos) << e;
+  EXPECT_NE(e.find("allow-plain-http"), std::string::npos) << e;
+  parse_ok("database: x.db\napi:\n  listen: ['0.0.0.0:8055']\n  allow-plain-http: true\n");
+  parse_ok("database: x.db\napi:\n  listen: ['127.0.0.2:8055', '[::1]:8055']\n");
+}
+
+TEST(ApiConfig, BadValuesNameTheKey) {
+  for (const char* bad : {"  listen: ['localhost:8055']\n", "  listen: ['127.0.0.1']\n",
+                          "  listen: ['127.0.0.1:0']\n", "  listen: ['unix:relative.sock']\n",
+                          "  listen: []\n", "  metrics-from: [10.0.0.0/33]\n", "  threads: 0\n",
+                          "  max-body-bytes: 10\n", "  colour: blue\n"}) {
+    const std::string e = parse_error(std::string("database: x.db\napi:\n") + bad);
+    EXPECT_NE(e.find("api."), std::string::npos) << bad << " -> " << e;
+  }
+  const auto a = parse_listen_address("[2001:db8::1]:8443");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "2001:db8::1");
+  EXPECT_EQ(a->port, 8443);
+  EXPECT_FALSE(a->loopback());
+}
+
+}  // namespace
+}  // namespace smimea
