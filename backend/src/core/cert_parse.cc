@@ -465,10 +465,22 @@ Status parse_signed_mail(std::string_view input, std::string_view source,
                          std::vector<Certificate>* out) {
   BioPtr bio(BIO_new_mem_buf(input.data(), static_cast<int>(input.size())));
   if (!bio) return Status::invalid_argument(source, "out of memory");
-  BIO* content = nullptr;
+  BIO* content = nullptr;  // a detached signature's signed part
   Pkcs7Ptr p7(SMIME_read_PKCS7(bio.get(), &content));
-  BIO_free(content);
-  if (!p7) return Status::invalid_argument(source, "not a signed mail (S/MIME) with certificates");
+  BioPtr signed_part(content);
+  if (!p7 || !PKCS7_type_is_signed(p7.get())) {
+    return Status::invalid_argument(source, "not a signed mail (S/MIME) with certificates");
+  }
+  // The signature must be good over the message as it came: a tampered mail, or one whose
+  // certificates were swapped, is refused. Who issued the signer is not checked here (DANE
+  // publishes certificates whatever their CA; usage 0/2 need the chain, not trust in it).
+  if (PKCS7_verify(p7.get(), nullptr, nullptr, signed_part.get(), nullptr, PKCS7_NOVERIFY) != 1) {
+    drain_openssl_errors();
+    return Status::invalid_argument(
+        source,
+        "the signed mail's signature does not verify (the mail was changed after it "
+        "was signed, or the signer's certificate is not the one that signed it)");
+  }
   return append_pkcs7(p7.get(), source, out);
 }
 

@@ -148,6 +148,13 @@ TEST(ParseCertificates, SignedMailGivesTheSignersCertificates) {
   EXPECT_EQ(parse_ok("signed.eml").size(), 2u);  // the signer's and ca.pem
 }
 
+TEST(ParseCertificates, TamperedSignedMailIsRefused) {
+  auto r = parse_certificates(read_data("certs/signed-tampered.eml"), "mail");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("does not verify"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(ParseCertificates, MailWithoutASignatureIsRefused) {
   auto r = parse_certificates(
       "From: a@example.com\r\nContent-Type: application/pkcs7-mime\r\n\r\nxx", "mail");
