@@ -94,6 +94,8 @@ const std::vector<Api::Route>& Api::routes() {
       {"DELETE", "/api/v1/certificates/", "certificate", true, Body::kNone,
        &Api::certificates_delete},
       {"POST", "/api/v1/preview", "preview", true, Body::kSmall, &Api::preview},
+      {"POST", "/api/v1/inspect", "inspect", true, Body::kSmall, &Api::inspect},
+      {"GET", "/api/v1/token", "token", true, Body::kNone, &Api::token},
       {"GET", "/api/v1/openapi.json", "openapi", false, Body::kNone, &Api::openapi},
       {"GET", "/metrics", "metrics", false, Body::kNone, &Api::metrics},
   };

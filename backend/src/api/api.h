@@ -92,6 +92,8 @@ class Api final : public Handler {
   Response certificates_post(Request& request);
   Response certificates_delete(Request& request);
   Response preview(Request& request);
+  Response inspect(Request& request);
+  Response token(Request& request);
   Response bulk(Request& request);
   Response openapi(Request& request);
   Response metrics(Request& request);

@@ -120,6 +120,21 @@ Response Api::publish(Request& request, bool preview) {
   return ok(preview ? 200 : 201, to_json(*result));
 }
 
+Response Api::inspect(Request& request) {
+  auto body = parse_body(request.body);
+  if (!body.ok()) return error(400, body.status().message());
+  auto text = parse_inspect(*body);
+  if (!text.ok()) return error(400, text.status().message());
+  auto certs = parse_certificates(*text, "certificate", config_.max_input_bytes);
+  if (!certs.ok()) return error(422, certs.status().message());
+  const std::int64_t now = std::time(nullptr);
+  json out = json::array();
+  for (const Certificate& c : *certs) out.push_back(to_json(c, now));
+  return ok(200, json{{"certificates", std::move(out)}});
+}
+
+Response Api::token(Request& request) { return ok(200, to_json(*request.token)); }
+
 Response Api::bulk(Request& request) {
   auto body = parse_body(request.body);
   if (!body.ok()) return error(400, body.status().message());

@@ -150,6 +150,33 @@ Result<ZoneRequest> parse_zone(const json& j) {
   return out;
 }
 
+Result<std::string> parse_inspect(const json& j) {
+  const std::string_view where = "request body";
+  SMIMEA_RETURN_IF_ERROR(check_fields(j, where, {"certificate"}, {"certificate"}));
+  return get_string(j, where, "certificate");
+}
+
+json to_json(const Certificate& c, std::int64_t now) {
+  return {{"sha256", to_hex(c.fingerprint)},
+          {"subject", c.subject},
+          {"issuer", c.issuer},
+          {"serial", c.serial},
+          {"not_before", format_time(c.not_before)},
+          {"not_after", format_time(c.not_after)},
+          {"expired", c.not_after < now},
+          {"ca", c.is_ca},
+          {"emails", c.emails}};
+}
+
+json to_json(const Token& t) {
+  return {{"name", t.name},
+          {"zones", t.zones},
+          {"addresses", t.addresses},
+          {"read_only", t.read_only},
+          {"admin", t.admin},
+          {"expires", t.expires_at ? json(format_time(*t.expires_at)) : json()}};
+}
+
 json to_json(const PublishResult& r) {
   json all = json::array();
   json certificates = json::array();

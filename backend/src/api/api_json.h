@@ -36,9 +36,14 @@ struct ZoneRequest {
 };
 Result<ZoneRequest> parse_zone(const nlohmann::json& j);
 
+// {"certificate": "..."}: the certificate text of an inspect request.
+Result<std::string> parse_inspect(const nlohmann::json& j);
+
 nlohmann::json to_json(const PublishResult& r);
 nlohmann::json to_json(const CertInfo& c);
 nlohmann::json to_json(const Zone& z);
+nlohmann::json to_json(const Certificate& c, std::int64_t now);  // what the certificate says
+nlohmann::json to_json(const Token& t);                          // never its secret or hash
 
 // Serialised; text that is not UTF-8 (a certificate's subject may hold anything) is replaced,
 // never an error.
