@@ -98,6 +98,8 @@ const std::vector<Api::Route>& Api::routes() {
       {"GET", "/api/v1/token", "token", true, Body::kNone, &Api::token},
       {"GET", "/api/v1/openapi.json", "openapi", false, Body::kNone, &Api::openapi},
       {"GET", "/metrics", "metrics", false, Body::kNone, &Api::metrics},
+      {"GET", "/", "page", false, Body::kNone, &Api::page},
+      {"GET", "/static/", "page", false, Body::kNone, &Api::page},
   };
   return kRoutes;
 }
@@ -142,7 +144,7 @@ std::optional<Response> Api::begin(Request& request, std::size_t* max_body) {
     const Route& r = routes()[i];
     std::string_view path = r.path;
     std::string param;
-    if (path.back() == '/') {
+    if (path.size() > 1 && path.back() == '/') {
       if (request.path.size() <= path.size() || request.path.compare(0, path.size(), path) != 0) {
         continue;
       }

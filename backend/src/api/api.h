@@ -75,7 +75,7 @@ class Api final : public Handler {
   enum class Body { kNone, kSmall, kBulk };
   struct Route {
     const char* method;
-    const char* path;  // ending in '/' when a parameter follows
+    const char* path;  // ending in '/' (but "/") when a parameter follows
     const char* endpoint;
     bool token;  // needs a bearer token
     Body body;
@@ -97,6 +97,7 @@ class Api final : public Handler {
   Response bulk(Request& request);
   Response openapi(Request& request);
   Response metrics(Request& request);
+  Response page(Request& request);  // the web page's static files
 
   Response publish(Request& request, bool preview);
 

@@ -7,6 +7,9 @@
 #include "openapi_json.h"
 #include "smimea/hex.h"
 #include "smimea/provision.h"
+#include "web_kWeb_app_css.h"
+#include "web_kWeb_app_js.h"
+#include "web_kWeb_index_html.h"
 
 namespace smimea::api {
 namespace {
@@ -205,6 +208,36 @@ Response Api::openapi(Request&) {
   Response r;
   r.body = kOpenApiJson;
   return r;
+}
+
+Response Api::page(Request& request) {
+  struct File {
+    const char* path;
+    const char* type;
+    const char* body;
+  };
+  static constexpr File kFiles[] = {
+      {"/", "text/html; charset=utf-8", kWeb_index_html},
+      {"/static/app.js", "text/javascript; charset=utf-8", kWeb_app_js},
+      {"/static/app.css", "text/css; charset=utf-8", kWeb_app_css},
+  };
+  for (const File& f : kFiles) {
+    if (request.path != f.path) continue;
+    Response r;
+    r.content_type = f.type;
+    r.body = f.body;
+    // Its own scripts and styles only, requests to this server only, never in a frame: a
+    // certificate's subject cannot become code, and nothing leaves for another host.
+    r.headers = {{"Content-Security-Policy",
+                  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                  "connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                  "frame-ancestors 'none'"},
+                 {"X-Frame-Options", "DENY"},
+                 {"Referrer-Policy", "no-referrer"},
+                 {"Cross-Origin-Opener-Policy", "same-origin"}};
+    return r;
+  }
+  return error(404, "no such path: " + request.path);
 }
 
 Response Api::metrics(Request&) {

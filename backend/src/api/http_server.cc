@@ -52,8 +52,15 @@ MHD_Result queue(MHD_Connection* connection, Connection* c, const Response& r) {
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
   MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+  bool csp = false;
   for (const auto& [name, value] : r.headers) {
     MHD_add_response_header(response, name.c_str(), value.c_str());
+    csp |= name == "Content-Security-Policy";
+  }
+  // JSON and text are data, never a document to render or frame.
+  if (!csp) {
+    MHD_add_response_header(response, "Content-Security-Policy",
+                            "default-src 'none'; frame-ancestors 'none'");
   }
   const MHD_Result result = MHD_queue_response(connection, r.status, response);
   MHD_destroy_response(response);
