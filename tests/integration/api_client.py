@@ -247,7 +247,8 @@ def http_request(target, method, path, *, token=None, body=_NO_BODY, raw=None,
 class ApiServer:
     """smimea-api with a config file of its own: the store's `database:` (and extra top-level
     YAML) plus an `api:` section from api_config. Listens on 127.0.0.1:free_port() unless
-    listen names other --listen values. stderr (the request log) goes to log."""
+    listen names other --listen values (an empty list: no --listen, the config's api.listen;
+    the caller sets port then). stderr (the request log) goes to log."""
 
     def __init__(self, store, directory, *, api_config=None, listen=None, extra_yaml="",
                  name="api", env=None):
@@ -284,7 +285,7 @@ class ApiServer:
 
     @property
     def target(self):
-        if self.listen is not None and self.listen[0].startswith("unix:"):
+        if self.listen and self.listen[0].startswith("unix:"):
             return self.listen[0]
         return (HOST, self.port)
 
