@@ -431,6 +431,24 @@ def test_openapi_document_served_and_valid(env, openapi):
     assert not missing, f"served but not in the document: {sorted(missing)}"
 
 
+@pytest.mark.parametrize("path", ["/api", "/api/v1", "/api/v1/", "/api/v2/zones",
+                                  "/api/v1/zones/", "/api/v1/certificate", "/api/v1/tokens",
+                                  "/api/v1/health", "/api/v1/config", "/api/v1/store",
+                                  "/api/v1/zones/example.com/certificates", "/metrics/",
+                                  "/api/v1/openapi.yaml", "/api/v1/certificates/bulk/x"])
+def test_nothing_served_outside_the_document(env, openapi, path):
+    """Paths under /api and /metrics that the document does not name: 404 (or 405 for a
+    document path with another method), for any method."""
+    template, _ = openapi.template_of(path)
+    for method in ("GET", "POST", "DELETE"):
+        kw = {"raw": b"{}"} if method == "POST" else {}
+        r = http_request(env.server.target, method, path, token=env.tokens["admin"], **kw)
+        if template is None:
+            assert r.status == 404, f"{method} {path} is not in the document: {r}"
+        else:
+            assert r.status in (400, 404, 405), f"{method} {path}: {r}"
+
+
 def test_every_documented_operation_is_served(env, openapi):
     """Each path and method of the document answers something else than 404/405 with real
     objects in its path parameters; the Allow header of a 405 on each documented path lists
@@ -1623,6 +1641,20 @@ def test_pdns_serves_published_within_a_second(env, connector_name, tmp_path):
         wait_for_answer(server, cert.owner, set())
         rcode, _ = answer_set(server, cert.owner)
         assert rcode == dns.rcode.NXDOMAIN
+        # A zone added through the API, a bulk publish into it: served within a second too
+        # (once pdns has rediscovered its zones, as for `smimea-ctl zone add`).
+        zone = f"dns-{connector_name}.example"
+        env.api.post("/api/v1/zones", {"name": zone}, token=env.tokens["admin"], expect=201)
+        server.control("rediscover")  # pdns learns of a new zone so (README)
+        new = [env.cert(f"bulk{i}@{zone}") for i in range(3)]
+        r = env.api.post("/api/v1/certificates/bulk",
+                         {"certificates": [body_for(c, records=["3 1 1"]) for c in new]},
+                         token=env.tokens["admin"], expect=200).json()
+        assert r["published"] == 3, r
+        for c in new:
+            wait_for_answer(server, c.owner, {(3, 1, 1, hashlib.sha256(c.spki).digest())})
+        soa = server.query(zone, dns.rdatatype.SOA)
+        assert soa.rcode() == dns.rcode.NOERROR and soa.answer, server.explain("SOA", soa)
 
 
 # --------------------------------------------------------------------------------------------
