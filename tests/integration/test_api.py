@@ -1257,6 +1257,86 @@ def test_chunked_body_411(env):
     assert ("chunked@example.com", hashlib.sha256(cert.der).hexdigest()) in ctl_certs(env.store)
 
 
+def test_post_without_content_length_411(env):
+    """A POST with neither Content-Length nor Transfer-Encoding (HTTP/1.1 and 1.0)."""
+    admin = env.tokens["admin"]
+    data = json.dumps(body_for(env.cert("nolength@example.com"))).encode()
+    with unchanged(env.store):
+        for version in ("1.1", "1.0"):
+            head = (f"POST /api/v1/certificates HTTP/{version}\r\nHost: x\r\n"
+                    f"Authorization: Bearer {admin}\r\nContent-Type: application/json\r\n"
+                    f"Connection: close\r\n\r\n").encode()
+            r = raw_exchange(HOST, env.server.port, head + (data if version == "1.0" else b""),
+                             timeout=5)
+            assert r is not None and r.status == 411, (version, r)
+            check_common_headers(r, "/api/v1/certificates")
+
+
+def test_duplicate_keys_never_widen_a_scope(env):
+    """{"address": mine, "address": another's}: refused, or acted on for the token's own
+    mailbox only; never stored for the other mailbox."""
+    mine = env.cert("alice@example.com")
+    pem = json.dumps(pem_text(mine))
+    for first, second in (("alice@example.com", "bob@example.com"),
+                          ("bob@example.com", "alice@example.com")):
+        data = (f'{{"address": "{first}", "certificate": {pem}, "address": "{second}", '
+                f'"force": true}}').encode()
+        r = env.api.call("POST", "/api/v1/certificates", raw=data, token=env.tokens["alice"],
+                         expect={201, 400, 403, 422})
+        if r.status == 201:
+            assert r.json()["address"].lower() == "alice@example.com", r
+        assert not [a for a, _ in ctl_certs(env.store) if a.lower() == "bob@example.com"]
+
+
+@pytest.mark.parametrize("address", [
+    "nul\u0000@example.com", "x" * 200000 + "@example.com", "@example.com", "alice@",
+    "no-at-sign", "a@b@example.com", "line\nbreak@example.com", "alice@example.com\r\nX: y",
+    "alice@exa mple.com", "\u202ealice@example.com",
+], ids=["nul", "huge", "no-local-part", "no-domain", "no-at", "two-ats", "newline", "crlf",
+        "space-in-domain", "bidi"])
+def test_strange_addresses_refused(env, address):
+    with unchanged(env.store):
+        r = env.api.post("/api/v1/certificates",
+                         body_for(env.cert("alice@example.com"), address=address),
+                         token=env.tokens["admin"], expect={400, 403, 404, 422})
+    assert r.header("X") is None, r  # no header injected by the CR LF
+    assert env.server.alive()
+
+
+@pytest.mark.parametrize("query", ["?zone=", "?address=", "?address=%ZZ", "?zone=%00",
+                                   "?zone=example.com&zone=other.example"])
+def test_bad_queries(env, query):
+    r = env.api.get("/api/v1/certificates" + query, token=env.tokens["admin"],
+                    expect={200, 400, 404})
+    if r.status == 200:
+        assert r.json() == [] or query.startswith("?zone=example.com&"), r
+
+
+def test_huge_headers_and_garbage_requests(env):
+    """Oversized request lines and headers, binary garbage, a lone header line: never a 2xx,
+    the daemon lives on and answers the next client, the store is unchanged."""
+    admin = env.tokens["admin"]
+    cases = [
+        b"GET /api/v1/zones?" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200000 + b"\r\n\r\n",
+        b"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\n" + b"X-Many: c\r\n" * 20000 + b"\r\n",
+        bytes(range(256)) * 64,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 500,  # a TLS ClientHello
+        b"GET /api/v1/zones HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"POST /api/v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n"
+        b"Authorization: Bearer " + admin.encode() + b"\r\nContent-Type: application/json\r\n\r\n",
+        b"POST /api/v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Content-Length: 500\r\nAuthorization: Bearer " + admin.encode() +
+        b"\r\nContent-Type: application/json\r\n\r\n{}{}{",
+    ]
+    with unchanged(env.store):
+        for data in cases:
+            r = raw_exchange(HOST, env.server.port, data, timeout=5)
+            assert r is None or r.status >= 400, (data[:60], r)
+            assert env.server.alive(), env.server.logs()
+            env.api.get("/api/v1/zones", token=admin, expect=200)
+
+
 @pytest.fixture(scope="module")
 def slowloris(env, tmp_path_factory):
     """Slowloris against a daemon with idle-timeout: 2: eight clients (from 127.0.0.2) trickle
