@@ -87,12 +87,23 @@ const std::vector<Api::Route>& Api::routes() {
   static const std::vector<Route> kRoutes = {
       {"GET", "/api/v1/zones", "zones", true, Body::kNone, &Api::zones_get},
       {"POST", "/api/v1/zones", "zones", true, Body::kSmall, &Api::zones_post},
-      {"DELETE", "/api/v1/zones/", "zone", true, Body::kNone, &Api::zones_delete},
-      {"GET", "/api/v1/certificates", "certificates", true, Body::kNone, &Api::certificates_get},
+      {"DELETE", "/api/v1/zones/", "zone", true, Body::kNone, &Api::zones_delete, {"force"}},
+      {"GET",
+       "/api/v1/certificates",
+       "certificates",
+       true,
+       Body::kNone,
+       &Api::certificates_get,
+       {"zone", "address"}},
       {"POST", "/api/v1/certificates", "certificates", true, Body::kSmall, &Api::certificates_post},
       {"POST", "/api/v1/certificates/bulk", "bulk", true, Body::kBulk, &Api::bulk},
-      {"DELETE", "/api/v1/certificates/", "certificate", true, Body::kNone,
-       &Api::certificates_delete},
+      {"DELETE",
+       "/api/v1/certificates/",
+       "certificate",
+       true,
+       Body::kNone,
+       &Api::certificates_delete,
+       {"address"}},
       {"POST", "/api/v1/preview", "preview", true, Body::kSmall, &Api::preview},
       {"POST", "/api/v1/inspect", "inspect", true, Body::kSmall, &Api::inspect},
       {"GET", "/api/v1/token", "token", true, Body::kNone, &Api::token},
@@ -172,6 +183,12 @@ std::optional<Response> Api::begin(Request& request, std::size_t* max_body) {
     Response r = error(405, request.method + " is not allowed here (allowed: " + allowed + ")");
     r.headers.emplace_back("Allow", allowed);
     return r;
+  }
+  for (const auto& [key, value] : request.query) {
+    if (std::none_of(route->query.begin(), route->query.end(),
+                     [&](const char* known) { return key == known; })) {
+      return error(400, "unknown query parameter '" + key.substr(0, 64) + "'");
+    }
   }
   if (route->fn == &Api::metrics) {
     const bool allowed_peer =

@@ -80,6 +80,7 @@ class Api final : public Handler {
     bool token;  // needs a bearer token
     Body body;
     Response (Api::*fn)(Request&);
+    std::vector<const char*> query = {};  // the query parameters it takes
   };
   static const std::vector<Route>& routes();
 

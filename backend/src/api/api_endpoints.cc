@@ -26,7 +26,7 @@ Response ok(unsigned status, const json& body) {
 Response no_content() {
   Response r;
   r.status = 204;
-  r.content_type = "application/json";
+  r.content_type.clear();  // no body, no type
   return r;
 }
 
@@ -57,7 +57,8 @@ Response Api::zones_post(Request& request) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   auto change = Provisioner(**store, config_, *request.token)
                     .add_zone(zone->name, zone->mode, zone->kind, zone->case_sensitive);
-  if (!change.ok()) return error(change.status());
+  // A name that is not a domain is a malformed request (400), not a refused certificate.
+  if (!change.ok()) return error(change.status(), true);
   return ok(201, to_json(change->zone));
 }
 

@@ -5,12 +5,61 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
 
 namespace smimea::api {
+
+// A connection between two requests (or before its first) must send a request's headers
+// within idle_timeout; libmicrohttpd alone would wait as long as a byte comes now and then.
+// The watchdog shuts such a connection's socket down (shutdown(2), not close: libmicrohttpd
+// then sees the end of the stream in its own thread and closes it). A connection leaves the
+// set in its CLOSED notification, which comes before libmicrohttpd closes the descriptor, under
+// the same mutex: the watchdog never touches a descriptor number that was reused.
+struct Server::Impl {
+  struct Watch {
+    int fd = -1;
+    std::atomic<std::int64_t> waiting_since_ms{0};  // 0: a request's headers are in
+  };
+
+  Handler* handler = nullptr;
+  std::int64_t header_timeout_ms = 0;
+  std::mutex mutex;
+  std::set<Watch*> watches;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread watchdog;
+
+  static std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!wake.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping; })) {
+      const std::int64_t now = now_ms();
+      for (Watch* w : watches) {
+        const std::int64_t since = w->waiting_since_ms.load();
+        if (since != 0 && now - since > header_timeout_ms) {
+          ::shutdown(w->fd, SHUT_RDWR);
+          w->waiting_since_ms = 0;
+        }
+      }
+    }
+  }
+};
+
 namespace {
+
+using Watch = Server::Impl::Watch;
 
 struct Connection {
   Request request;
@@ -49,7 +98,9 @@ MHD_Result queue(MHD_Connection* connection, Connection* c, const Response& r) {
   MHD_Response* response = MHD_create_response_from_buffer(
       r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
   if (response == nullptr) return MHD_NO;
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+  if (!r.content_type.empty()) {
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+  }
   MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
   bool csp = false;
@@ -72,9 +123,14 @@ MHD_Result queue(MHD_Connection* connection, Connection* c, const Response& r) {
 MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
                       const char*, const char* upload_data, size_t* upload_data_size,
                       void** state) {
-  Handler& handler = *static_cast<Handler*>(cls);
+  Handler& handler = *static_cast<Server::Impl*>(cls)->handler;
   auto* c = static_cast<Connection*>(*state);
   if (c == nullptr) {  // the headers are in
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (info != nullptr && info->socket_context != nullptr) {
+      static_cast<Watch*>(info->socket_context)->waiting_since_ms = 0;
+    }
     c = new Connection;
     *state = c;
     Request& r = c->request;
@@ -112,16 +168,42 @@ MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, co
   return queue(connection, c, handler.handle(c->request, c->too_large));
 }
 
-void on_completed(void* cls, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+void on_completed(void* cls, MHD_Connection* connection, void** state, MHD_RequestTerminationCode) {
+  // The next request's headers are awaited from now on.
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  if (info != nullptr && info->socket_context != nullptr) {
+    static_cast<Watch*>(info->socket_context)->waiting_since_ms = Server::Impl::now_ms();
+  }
   auto* c = static_cast<Connection*>(*state);
   if (c == nullptr) return;
-  static_cast<Handler*>(cls)->done(c->request, c->answered ? c->status : 0);
+  static_cast<Server::Impl*>(cls)->handler->done(c->request, c->answered ? c->status : 0);
   delete c;
   *state = nullptr;
 }
 
-void on_connection(void* cls, MHD_Connection*, void**, MHD_ConnectionNotificationCode code) {
-  static_cast<Handler*>(cls)->connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+void on_connection(void* cls, MHD_Connection* connection, void** socket_context,
+                   MHD_ConnectionNotificationCode code) {
+  auto& impl = *static_cast<Server::Impl*>(cls);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    auto* w = new Watch;
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    w->fd = info != nullptr ? info->connect_fd : -1;
+    w->waiting_since_ms = Server::Impl::now_ms();
+    *socket_context = w;
+    std::lock_guard<std::mutex> lock(impl.mutex);
+    if (w->fd >= 0) impl.watches.insert(w);
+  } else {
+    auto* w = static_cast<Watch*>(*socket_context);
+    {
+      std::lock_guard<std::mutex> lock(impl.mutex);
+      impl.watches.erase(w);
+    }
+    delete w;
+    *socket_context = nullptr;
+  }
+  impl.handler->connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 void log_mhd(void*, const char* format, va_list args) {
@@ -137,22 +219,35 @@ void log_mhd(void*, const char* format, va_list args) {
 Result<std::unique_ptr<Server>> Server::start(int fd, bool unix_socket,
                                               const ServerOptions& options, Handler& handler) {
   std::unique_ptr<Server> server(new Server);
+  server->impl_ = std::make_unique<Impl>();
+  Impl& impl = *server->impl_;
+  impl.handler = &handler;
+  impl.header_timeout_ms = static_cast<std::int64_t>(options.idle_timeout) * 1000;
   const unsigned per_address = unix_socket ? 0 : options.max_connections_per_address;
   server->daemon_ = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &on_request, &handler,
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &on_request, &impl,
       MHD_OPTION_EXTERNAL_LOGGER, &log_mhd, nullptr, MHD_OPTION_LISTEN_SOCKET, fd,
       MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(options.threads),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address, MHD_OPTION_CONNECTION_TIMEOUT,
       static_cast<unsigned>(options.idle_timeout), MHD_OPTION_NOTIFY_COMPLETED, &on_completed,
-      &handler, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, &handler, MHD_OPTION_END);
+      &impl, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, &impl, MHD_OPTION_END);
   if (server->daemon_ == nullptr) {
     return Status::config_error("smimea-api", "cannot start the HTTP server (libmicrohttpd)");
   }
+  impl.watchdog = std::thread([&impl] { impl.run(); });
   return server;
 }
 
 Server::~Server() {
+  if (impl_ && impl_->watchdog.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      impl_->stopping = true;
+    }
+    impl_->wake.notify_all();
+    impl_->watchdog.join();
+  }
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
 }
 

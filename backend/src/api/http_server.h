@@ -64,7 +64,10 @@ struct ServerOptions {
   std::uint32_t threads = 4;
   std::uint32_t max_connections = 1024;
   std::uint32_t max_connections_per_address = 64;  // ignored on unix sockets
-  std::uint32_t idle_timeout = 10;                 // seconds
+  // Seconds a connection may stay silent, and also (libmicrohttpd's timeout restarts with
+  // every byte) the most a request's headers may take: a client that sends them a byte at a
+  // time (slowloris) is cut then.
+  std::uint32_t idle_timeout = 10;
 };
 
 // One listening socket served by libmicrohttpd until the Server is destroyed.
@@ -77,8 +80,11 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  struct Impl;  // the callbacks' context and the header watchdog
+
  private:
   Server() = default;
+  std::unique_ptr<Impl> impl_;
   MHD_Daemon* daemon_ = nullptr;
 };
 

@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   auto logger = spdlog::stderr_logger_mt("smimea-api");
-  logger->set_pattern("%l: %v");
+  logger->set_pattern("smimea-api: %l: %v");
   spdlog::set_default_logger(logger);
 
   auto config = smimea::load_config(config_path);
@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
   sd_notify(0, "READY=1");
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    spdlog::info("SIGHUP: nothing to reload; restart smimea-api to apply a new configuration");
+    spdlog::info("SIGHUP: configuration not reloaded; restart smimea-api to apply a new one");
   }
   sd_notify(0, "STOPPING=1");
   spdlog::info("stopping on signal {}", sig);
