@@ -20,8 +20,14 @@ bool same_mailbox(std::string_view a, std::string_view b, bool case_sensitive) {
                         : iequals(a.substr(0, at_a), b.substr(0, at_b));
 }
 
-bool contains(const std::vector<std::string>& names, std::string_view name) {
-  return std::find(names.begin(), names.end(), name) != names.end();
+// Whether zone is one of a token's zones, or the _smimecert zone delegated below one of them:
+// a customer's domain keeps its certificates in its token's reach when it moves them into a
+// _smimecert.<domain> zone.
+bool in_zones(const std::vector<std::string>& zones, std::string_view zone) {
+  return std::any_of(zones.begin(), zones.end(), [&](const std::string& z) {
+    return zone == z || (starts_with_smimecert(zone) &&
+                         zone.substr(kSmimecertLabel.size() + 1) == std::string_view(z));
+  });
 }
 
 }  // namespace
@@ -30,7 +36,7 @@ std::string Provisioner::who() const { return token_ ? "token " + token_->name :
 
 bool Provisioner::in_scope(std::string_view zone, bool case_sensitive,
                            std::string_view mailbox) const {
-  if (!token_ || token_->admin || contains(token_->zones, zone)) return true;
+  if (!token_ || token_->admin || in_zones(token_->zones, zone)) return true;
   return std::any_of(token_->addresses.begin(), token_->addresses.end(), [&](const std::string& a) {
     return same_mailbox(a, mailbox, case_sensitive);
   });
@@ -45,7 +51,7 @@ Status Provisioner::check_write(const Zone& zone, const MailAddress& mailbox, bo
     return Status::permission_denied(
         who(), "may not act for " + address + " (outside its zones and addresses)");
   }
-  if (force && !token_->admin && !contains(token_->zones, zone.name)) {
+  if (force && !token_->admin && !in_zones(token_->zones, zone.name)) {
     return Status::permission_denied(who(),
                                      "may not force a publication (admin and zone tokens only)");
   }
@@ -53,12 +59,13 @@ Status Provisioner::check_write(const Zone& zone, const MailAddress& mailbox, bo
 }
 
 Status Provisioner::check_read_zone(const Zone& zone) const {
-  if (!token_ || token_->admin || contains(token_->zones, zone.name)) return Status();
+  if (!token_ || token_->admin || in_zones(token_->zones, zone.name)) return Status();
   return Status::permission_denied(who(), "may not see zone " + zone.name);
 }
 
 Status Provisioner::check_admin(std::string_view what) const {
-  if (!token_ || token_->admin) return Status();
+  if (!token_ || (token_->admin && !token_->read_only)) return Status();
+  if (token_->admin) return Status::permission_denied(who(), "is read-only");
   return Status::permission_denied(
       who(), std::string("may not ") + std::string(what) + " (admin tokens only)");
 }
@@ -92,7 +99,7 @@ Result<std::vector<CertInfo>> Provisioner::list(std::string_view address, std::s
       return Status::permission_denied(
           who(), "may not act for " + mailbox + " (outside its zones and addresses)");
     }
-  } else if (!zone_name.empty() && !contains(token_->zones, zone_name)) {
+  } else if (!zone_name.empty() && !in_zones(token_->zones, zone_name)) {
     const bool own_mailbox_here =
         std::any_of(token_->addresses.begin(), token_->addresses.end(), [&](const std::string& a) {
           const std::string domain = a.substr(a.rfind('@') + 1);
@@ -117,7 +124,12 @@ Result<std::vector<CertInfo>> Provisioner::list(std::string_view address, std::s
   if (!mailbox.empty() || !zone_name.empty()) {
     SMIMEA_RETURN_IF_ERROR(add_visible(mailbox, zone_name));
   } else {  // everything in the scope, without reading the rest
-    for (const std::string& z : token_->zones) SMIMEA_RETURN_IF_ERROR(add_visible("", z));
+    for (const std::string& z : token_->zones) {
+      SMIMEA_RETURN_IF_ERROR(add_visible("", z));
+      if (!starts_with_smimecert(z)) {
+        SMIMEA_RETURN_IF_ERROR(add_visible("", std::string(kSmimecertLabel) + "." + z));
+      }
+    }
     for (const std::string& a : token_->addresses) SMIMEA_RETURN_IF_ERROR(add_visible(a, ""));
   }
   return visible;
@@ -167,7 +179,7 @@ Result<std::vector<Zone>> Provisioner::zones() {
   std::vector<Zone> visible;
   for (Zone& z : zones) {
     const bool mine =
-        contains(token_->zones, z.name) ||
+        in_zones(token_->zones, z.name) ||
         std::any_of(token_->addresses.begin(), token_->addresses.end(), [&](const std::string& a) {
           const std::string domain = a.substr(a.rfind('@') + 1);
           return z.name == domain || z.name == std::string(kSmimecertLabel) + "." + domain;

@@ -65,9 +65,6 @@ Result<NewToken> Provisioner::add_token(const TokenRequest& request) {
                                     "an admin token acts in every zone: give no --zone or "
                                     "--address with --admin");
   }
-  if (request.admin && request.read_only) {
-    return Status::invalid_argument(request.name, "an admin token cannot be read-only");
-  }
   if (!request.admin && request.zones.empty() && request.addresses.empty()) {
     return Status::invalid_argument(request.name,
                                     "a token needs a scope: --zone, --address or --admin");

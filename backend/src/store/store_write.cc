@@ -231,6 +231,13 @@ Result<int> SqliteStore::remove_zone(std::string_view name, bool force, int* mov
     s.bind(1, zone->id);
     if (s.step() != SQLITE_DONE) return impl_->error("remove zone " + std::string(name));
   }
+  // A token's scope names the zone: a zone added again under this name is a new one, not the
+  // tokens' (a token left with no scope acts nowhere).
+  Statement scopes;
+  SMIMEA_RETURN_IF_ERROR(
+      scopes.prepare(db, "DELETE FROM token_scopes WHERE kind = 'zone' AND value = ?1"));
+  scopes.bind_text(1, zone->name);
+  if (scopes.step() != SQLITE_DONE) return impl_->error("remove zone " + std::string(name));
   impl_->touched_zones.erase(zone->id);
   return certs;
 }

@@ -177,6 +177,62 @@ TEST_F(ProvisionScopeTest, RemovingByFingerprintTakesOnlyWhatTheScopeReaches) {
   EXPECT_TRUE(all.remove_certificate(unknown).status().is_not_found());
 }
 
+TEST_F(ProvisionScopeTest, AZoneTokenReachesTheSmimecertZoneBelowItsZone) {
+  Provisioner admin(fixture_.store(), config_);
+  ASSERT_TRUE(
+      admin.add_zone("_smimecert.example.net", ZoneMode::kAuthoritative, ZoneKind::kMaster, false)
+          .ok());
+  Provisioner net(fixture_.store(), config_, token({"example.net"}, {}));
+  auto published = net.publish("bob@example.net", certs("ec.pem"), "ec.pem", {});
+  ASSERT_TRUE(published.ok()) << published.status().message();
+  EXPECT_EQ(published->zone, "_smimecert.example.net");
+  auto listed = net.list("", "");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+  auto zones = net.zones();
+  ASSERT_TRUE(zones.ok());
+  EXPECT_EQ(zones->size(), 2u);
+  // Not the other way round, and not a sibling.
+  Provisioner com(fixture_.store(), config_, token({"example.com"}, {}));
+  EXPECT_EQ(com.list("", "_smimecert.example.net").status().code(),
+            Status::Code::kPermissionDenied);
+}
+
+TEST_F(ProvisionScopeTest, ARemovedZoneLeavesTheTokensThatNamedIt) {
+  Provisioner cli(fixture_.store(), config_, "cli:tester");
+  TokenRequest r;
+  r.name = "both";
+  r.zones = {"example.com", "example.net"};
+  ASSERT_TRUE(cli.add_token(r).ok());
+  ASSERT_TRUE(cli.remove_zone("example.net", false).ok());
+  ASSERT_TRUE(cli.add_zone("example.net", ZoneMode::kAuthoritative, ZoneKind::kMaster, false).ok());
+  auto tokens = cli.tokens();
+  ASSERT_TRUE(tokens.ok());
+  ASSERT_EQ(tokens->size(), 1u);
+  EXPECT_EQ(tokens->front().zones, std::vector<std::string>{"example.com"});
+}
+
+TEST_F(ProvisionScopeTest, AReadOnlyAdminTokenSeesEveryZoneAndChangesNothing) {
+  Provisioner all(fixture_.store(), config_);
+  ASSERT_TRUE(all.publish("bob@example.net", certs("ec.pem"), "ec.pem", {}).ok());
+  Provisioner monitor(fixture_.store(), config_, token({}, {}, /*read_only=*/true, /*admin=*/true));
+  auto zones = monitor.zones();
+  ASSERT_TRUE(zones.ok());
+  EXPECT_EQ(zones->size(), 2u);
+  auto listed = monitor.list("", "");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+  EXPECT_EQ(monitor.add_zone("example.org", ZoneMode::kAuthoritative, ZoneKind::kMaster, false)
+                .status()
+                .code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(monitor.publish("alice@example.com", certs("rsa.pem"), "rsa.pem", {}).status().code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(monitor.remove_certificate(listed->front().fingerprint).status().code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(count(), 1u);
+}
+
 TEST_F(ProvisionScopeTest, ATokenWorksOnlyFromItsNetworks) {
   Provisioner p(fixture_.store(), config_, "cli:tester");
   TokenRequest r;
