@@ -505,6 +505,20 @@ def test_request_log_lines_and_no_bodies(env):
     assert "Authorization" not in log and "Bearer" not in log
 
 
+def test_one_log_line_per_request(env, daemon):
+    s = daemon("lines")
+    admin = env.tokens["admin"]
+    for _ in range(3):
+        http_request(s.target, "GET", "/api/v1/zones", token=admin)
+    http_request(s.target, "DELETE", "/api/v1/zones/nothing.example", token=admin)
+    http_request(s.target, "GET", "/api/v1/zones")
+    time.sleep(0.2)
+    log = s.log.read_text()
+    assert len(re.findall(r"GET /api/v1/zones 200 .*token=admin peer=127\.0\.0\.1", log)) == 3, log
+    assert len(re.findall(r"DELETE /api/v1/zones/nothing\.example 404 ", log)) == 1, log
+    assert len(re.findall(r"GET /api/v1/zones 401 ", log)) == 1, log
+
+
 # --------------------------------------------------------------------------------------------
 # Authentication
 
@@ -1796,6 +1810,7 @@ def test_concurrent_clients_import_and_dnsperf(tmp_path, openapi):
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     certs = []
+    der_of = {}  # address -> DER, by python3-cryptography
     for t in range(nthreads):
         bulk_certs(tmp_path / f"t{t}", per_thread, "conc.example", prefix=f"t{t}u")
         certs.append([])
@@ -1805,6 +1820,7 @@ def test_concurrent_clients_import_and_dnsperf(tmp_path, openapi):
             address = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(
                 x509.SubjectAlternativeName).value.get_values_for_type(x509.RFC822Name)[0]
             certs[t].append((address, pem.decode(), hashlib.sha256(der).hexdigest()))
+            der_of[address] = der
     bulk_certs(tmp_path / "import", nimport, "conc.example", prefix="imp")
     queries = tmp_path / "queries"
     names = [owner_name(a) for t in certs for a, _, _ in t] + \
@@ -1864,6 +1880,15 @@ def test_concurrent_clients_import_and_dnsperf(tmp_path, openapi):
                 th.join()
             imp_out, imp_err = imp.communicate(timeout=60)
             perf_out, _ = perf.communicate(timeout=60)
+            # What pdns answers now, mailbox by mailbox: the last acknowledged state.
+            wrong = []
+            for t in range(nthreads):
+                for address, _, _ in certs[t]:
+                    want = {(3, 0, 0, der_of[address])} if expected[t].get(address) else set()
+                    got = answer_set(pdns, owner_name(address))[1]
+                    if got != want:
+                        wrong.append(f"{address}: {len(got)} records, expected {len(want)}")
+            assert not wrong, wrong[:10]
     finally:
         assert server.stop() == 0, server.logs()
     assert not problems, problems[:10]
