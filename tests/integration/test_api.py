@@ -315,8 +315,10 @@ def daemon(env, tmp_path):
         return s.start()
 
     yield start
-    for s in started:
-        s.stop()
+    codes = {s.name: s.stop() for s in started}
+    # A daemon that died during the test (a crash) shows here, not only as refused connections.
+    assert all(code == 0 for code in codes.values()), \
+        f"exit codes after SIGTERM: {codes}\n" + "\n".join(s.logs() for s in started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,14 +358,19 @@ def test_plain_http_on_other_addresses_when_allowed(env, tmp_path):
     assert s.stop() == 0, s.logs()
 
 
-def test_store_error_exits_3(tmp_path):
-    bad = tmp_path / "not-a-store.db"
-    bad.write_bytes(b"this is not an SQLite database" * 100)
+@pytest.mark.parametrize("what", ["garbage", "missing", "no-directory"])
+def test_store_error_exits_3(tmp_path, what):
+    """A store that is not one, or not there: exit 3 with a message, and no store made."""
+    bad = {"garbage": tmp_path / "not-a-store.db", "missing": tmp_path / "none.db",
+           "no-directory": tmp_path / "no-such-dir" / "x.db"}[what]
+    if what == "garbage":
+        bad.write_bytes(b"this is not an SQLite database" * 100)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"database: {bad}\n")
     r = run([API, "--config", cfg, "--listen", "127.0.0.1:1"], check=False, timeout=10)
     assert r.returncode == 3, r
-    assert r.stderr.startswith("smimea-api: "), r.stderr
+    assert r.stderr.startswith("smimea-api: ") and str(bad) in r.stderr, r.stderr
+    assert bad.exists() == (what == "garbage")
 
 
 def test_notify_ready_signals_and_exit_codes(env, tmp_path):
