@@ -158,6 +158,7 @@ async function inspect() {
   const text = $('certificate').value.trim();
   $('details').hidden = true;
   clearCheck();
+  setStatus('');  // a confirmation or error about the previous certificate no longer applies
   if (!text) { fieldError('certificate', ''); return; }
   let result;
   try {
