@@ -31,12 +31,13 @@ reversed every other round), R rounds (default 3):
 Reported: per measurement the median over rounds and min-max; CPU per certificate (the
 daemon's, or smimea-ctl's, user + system: the figure noise disturbs least); ratios API / CLI
 (api-single / cli-add, api-bulk / cli-import; and of CPU per certificate, CLI / API) as the
-median of the per-round ratios and their min-max; next to them the targets: single publishes >= 1,000/s with p99 <= 20 ms at 8
-clients, bulk >= 20,000 certificates/s. Every answer's status is counted: anything but 201 (single)
-or 200 with nothing refused (bulk), a reconnection, a status other than those in the
-daemon's request log, any other line on its stderr, or a daemon that did not exit 0 on
-SIGTERM is reported (with the daemon's stderr), and the exit status is then 1. After each
-round the stores are compared: every path must have stored the same rows.
+median of the per-round ratios and their min-max; next to them the targets: single
+publishes >= 1,000/s with p99 <= 20 ms at 8 clients, bulk >= 20,000 certificates/s. Every
+answer's status is counted: anything but 201 (single) or 200 with nothing refused (bulk), a
+reconnection, a status other than those in the daemon's request log, any other line on its
+stderr, or a daemon that did not exit 0 on SIGTERM is reported (with the daemon's stderr),
+and the exit status is then 1. After each round the stores are compared: every path must
+have stored the same rows.
 
 Needs only Debian packages (python3, python3-cryptography for the fallback generator) and a
 build with smimea-api and smimea-ctl. Downloads nothing. Every process started here is
