@@ -1511,13 +1511,13 @@ def test_connection_limits(env, daemon):
 
     held = [hold("127.0.0.2") for _ in range(4)]
     time.sleep(0.3)
-    r = raw_exchange(HOST, s.port, head, source="127.0.0.2", timeout=3)
+    r = raw_exchange(HOST, s.port, head, source="127.0.0.2", timeout=1.5)
     assert r is None or r.status in (429, 503), r
     r = raw_exchange(HOST, s.port, head, source="127.0.0.3", timeout=3)
     assert r is not None and r.status == 200, r
     held += [hold("127.0.0.3") for _ in range(2)]  # 6 in all: the limit
     time.sleep(0.3)
-    r = raw_exchange(HOST, s.port, head, source="127.0.0.4", timeout=3)
+    r = raw_exchange(HOST, s.port, head, source="127.0.0.4", timeout=1.5)
     assert r is None or r.status in (429, 503), r
     for c in held:
         c.close()
@@ -1843,7 +1843,7 @@ def test_concurrent_clients_import_and_dnsperf(tmp_path, openapi):
     done = [0] * nthreads
     busy = [0]
     problems = []
-    duration = 6.0
+    duration = 5.0
 
     def worker(t):
         rnd = random.Random(t)
