@@ -1099,7 +1099,7 @@ def test_token_list_remove_and_json(store):
     (["t", "--zone", "example.org"], "example.org"),
     (["bad name", "--zone", "example.com"], "letters, digits"),
     (["t", "--admin", "--zone", "example.com"], "every zone"),
-    (["t", "--zone", "example.com", "--expires-days", "0"], "at least 1"),
+    (["t", "--zone", "example.com", "--expires-days", "0"], "not in range"),
     (["t", "--zone", "example.com", "--network", "example.com"], "not an IPv4 or IPv6 network"),
 ])
 def test_token_add_refused_changes_nothing(store, args, words):

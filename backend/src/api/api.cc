@@ -189,6 +189,10 @@ std::optional<Response> Api::begin(Request& request, std::size_t* max_body) {
                      [&](const char* known) { return key == known; })) {
       return error(400, "unknown query parameter '" + key.substr(0, 64) + "'");
     }
+    if (value.empty()) return error(400, "query parameter '" + key + "' is empty");
+    if (value.find('\0') != std::string::npos) {
+      return error(400, "query parameter '" + key + "' holds a NUL character");
+    }
   }
   if (route->fn == &Api::metrics) {
     const bool allowed_peer =
