@@ -1387,7 +1387,7 @@ def test_huge_headers_and_garbage_requests(env):
     ]
     with unchanged(env.store):
         for data in cases:
-            r = raw_exchange(HOST, env.server.port, data, timeout=5)
+            r = raw_exchange(HOST, env.server.port, data, timeout=2)
             assert r is None or r.status >= 400, (data[:60], r)
             assert env.server.alive(), env.server.logs()
             env.api.get("/api/v1/zones", token=admin, expect=200)
