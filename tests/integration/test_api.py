@@ -41,8 +41,8 @@ import dns.rcode  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 from api_client import (API, HOST, OPENAPI_FILE, ApiServer, OpenApi,  # noqa: E402
-                        add_token, http_request, many_connections, raw_exchange,
-                        sqlite_dump)
+                        add_token, http_request, many_connections, parse_raw_response,
+                        raw_exchange, sqlite_dump)
 from pdns import CONNECTORS, PdnsServer  # noqa: E402
 from smimea_test import BACKEND, CTL, Cert, Store, openssl, owner_name, require, run  # noqa: E402
 
@@ -1391,6 +1391,35 @@ def test_huge_headers_and_garbage_requests(env):
             assert r is None or r.status >= 400, (data[:60], r)
             assert env.server.alive(), env.server.logs()
             env.api.get("/api/v1/zones", token=admin, expect=200)
+
+
+@pytest.mark.parametrize("data", [
+    b"GET /api/v1/zones?" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200000 + b"\r\n\r\n",
+    bytes(range(256)) * 64,
+    b"GET /api/v1/zones HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"POST /api/v1/preview HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n"
+    b"Content-Type: application/json\r\n\r\n",
+], ids=["long-url", "big-header", "binary", "http-9.9", "negative-length"])
+def test_protocol_errors_answer_like_every_response(env, data):
+    """The answers to requests HTTP itself refuses are answers too: one well-formed
+    response, JSON {"error"} with the headers every response carries (contract, "HTTP")."""
+    s = socket.create_connection((HOST, env.server.port), timeout=3)
+    received = b""
+    try:
+        with contextlib.suppress(OSError):
+            s.sendall(data)
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                received += chunk
+    finally:
+        s.close()
+    if not received:
+        return  # closing without an answer is fine
+    r = parse_raw_response(received)
+    assert r is not None and r.status >= 400, received[:300]
+    assert received.count(b"HTTP/1.") == 1, f"more than one status line: {received[:400]!r}"
+    check_common_headers(r, "/api/v1/zones", repr(received[:400]))
 
 
 @pytest.fixture(scope="module")
