@@ -554,6 +554,22 @@ def test_malformed_and_unknown_tokens_401(env, value):
         env.api.post("/api/v1/certificates", body, headers={"Authorization": value}, expect=401)
 
 
+def test_a_secret_elsewhere_than_the_authorization_header_does_not_count(env):
+    """Only `Authorization: Bearer`: a secret in the query, in another header or as a
+    cookie authenticates nothing (and a query is never logged with its secret)."""
+    secret = env.tokens["admin"]
+    with unchanged(env.store):
+        for path, headers in (
+                (f"/api/v1/zones?access_token={secret}", {}),
+                ("/api/v1/zones", {"X-Api-Key": secret}),
+                ("/api/v1/zones", {"Cookie": f"token={secret}"}),
+                ("/api/v1/zones", {"Proxy-Authorization": f"Bearer {secret}"})):
+            r = env.api.call("GET", path, headers=headers, expect={400, 401}, validate=False)
+            assert r.status == 400 or "missing bearer token" in r.error(), r
+    time.sleep(0.1)
+    assert secret not in env.server.log.read_text()
+
+
 def test_admin_secret_with_one_character_changed_401(env):
     secret = env.tokens["admin"]
     wrong = secret[:-1] + ("A" if secret[-1] != "A" else "B")
