@@ -489,7 +489,8 @@ def test_every_documented_operation_is_served(env, openapi):
         r = http_request(env.server.target, unused, path, token=admin, raw=b"{}")
         assert r.status == 405, f"{unused} {full}: {r}"
         allow = {m.strip().upper() for m in r.header("Allow", "").split(",") if m.strip()}
-        assert allow - {"HEAD", "OPTIONS"} == methods, f"{full}: Allow {allow}, documented {methods}"
+        assert allow - {"HEAD", "OPTIONS"} == methods, \
+            f"{full}: Allow {allow}, documented {methods}"
 
 
 def test_request_log_lines_and_no_bodies(env):
@@ -1438,12 +1439,15 @@ def test_protocol_errors_answer_like_every_response(env, data):
     check_common_headers(r, "/api/v1/zones", repr(received[:400]))
 
 
+TRICKLING, SILENT = 40, 10
+
+
 @pytest.fixture(scope="module")
 def slowloris(env, tmp_path_factory):
-    """Slowloris against a daemon with idle-timeout: 2: eight clients (from 127.0.0.2) trickle
-    a header one byte a second, two connect and stay silent, while a client from 127.0.0.1
-    asks every 0.2 s on new connections and every ~1 s on one keep-alive connection. Returns
-    what happened, for the tests below."""
+    """Slowloris against a daemon with idle-timeout: 2: forty clients (from ten addresses)
+    trickle a header one byte a second, ten connect and stay silent, while a client from
+    127.0.0.1 asks every 0.2 s on new connections and every ~1 s on one keep-alive connection.
+    Returns what happened, for the tests below."""
     s = ApiServer(env.store, tmp_path_factory.mktemp("slow"),
                   api_config={"idle-timeout": 2, "rate-limit": 0}, extra_yaml=CONFIG_YAML)
     s.start()
@@ -1455,7 +1459,7 @@ def slowloris(env, tmp_path_factory):
 
     def slow(i, trickle):
         c = socket.socket()
-        c.bind(("127.0.0.2", 0))
+        c.bind((f"127.0.1.{2 + i % 10}", 0))  # ten client addresses, five from each
         c.connect((HOST, s.port))
         c.settimeout(0.05)
         try:
@@ -1481,7 +1485,8 @@ def slowloris(env, tmp_path_factory):
         finally:
             c.close()
 
-    threads = [threading.Thread(target=slow, args=(i, i < 8)) for i in range(10)]
+    threads = [threading.Thread(target=slow, args=(i, i < TRICKLING))
+               for i in range(TRICKLING + SILENT)]
     for th in threads:
         th.start()
     keepalive = http.client.HTTPConnection(HOST, s.port, timeout=5)
@@ -1523,7 +1528,7 @@ def test_slow_clients_do_not_stop_the_others(slowloris):
     assert set(slowloris["statuses"]) == {200}, slowloris["statuses"]
     assert max(slowloris["latencies"]) < 1.0, slowloris["latencies"]
     assert len(slowloris["kept"]) >= 4 and set(slowloris["kept"]) == {200}, slowloris["kept"]
-    silent = {i: slowloris["cut_after"].get(i) for i in (8, 9)}
+    silent = {i: slowloris["cut_after"].get(i) for i in range(TRICKLING, TRICKLING + SILENT)}
     assert all(v is not None for v in silent.values()), f"silent connections never cut: {silent}"
     assert all(1.5 < v < 2 + 3 for v in silent.values()), silent
     assert slowloris["alive"] and slowloris["store_same"]
@@ -1533,9 +1538,9 @@ def test_trickled_headers_cut_after_idle_timeout(slowloris):
     """A client sending its header one byte a second never completes it: it is cut after
     about idle-timeout (2 s) like a silent one ("also slow headers"), not kept forever."""
     cut = slowloris["cut_after"]
-    never = sorted(set(range(8)) - set(cut))
+    never = sorted(set(range(TRICKLING)) - set(cut))
     assert not never, f"clients trickling a header 1 byte/s never cut within 7 s: {never}"
-    assert all(1.5 < cut[i] < 2 + 3 for i in range(8)), cut
+    assert all(1.5 < cut[i] < 2 + 3 for i in range(TRICKLING)), cut
 
 
 def test_connection_limits(env, daemon):
