@@ -1660,6 +1660,15 @@ def test_metrics(env, daemon):
         metric_sum(before, "smimea_api_requests_total", code="201")
     assert any('le="+Inf"' in k for k in after
                if k.startswith("smimea_api_request_duration_seconds_bucket"))
+    # Labels name endpoints, never paths: unknown paths, zone names and fingerprints from
+    # clients do not make new series.
+    for i in range(5):
+        http_request(env.server.target, "GET", f"/no/such/path-{i}-label", token=admin)
+        http_request(env.server.target, "DELETE", f"/api/v1/certificates/{i:064x}", token=admin)
+        http_request(env.server.target, "DELETE", f"/api/v1/zones/z{i}-label.example",
+                     token=admin)
+    labels = " ".join(metrics(env.server.target))
+    assert "-label" not in labels and f"{1:064x}" not in labels, labels[:2000]
     # Outside metrics-from: 403, token or not.
     s = daemon("nometrics", **{"metrics-from": ["10.0.0.0/8"]})
     Api(s, env.openapi).get("/metrics", expect=403)
