@@ -27,6 +27,9 @@ struct Certificate {
   std::int64_t not_before = 0;  // seconds since the epoch
   std::int64_t not_after = 0;
   bool is_ca = false;  // basicConstraints CA, or a v1 self-signed root
+  // Its extended key usage allows S/MIME (emailProtection or anyExtendedKeyUsage), or it has
+  // none (then any use is allowed, RFC 5280 section 4.2.1.12).
+  bool for_email = true;
   // Addresses the certificate names, in order: SAN rfc822Name, SAN SmtpUTF8Mailbox
   // (RFC 8398), then the subject's legacy emailAddress attributes. As written in the
   // certificate; compare with certificate_names().

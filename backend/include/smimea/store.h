@@ -155,6 +155,9 @@ struct AddResult {
   int records_added = 0;    // new records
   int records_updated = 0;  // records whose TTL changed (this certificate's or its RRsets')
   bool moved = false;       // the certificate was in another zone and moved into this one
+  // The TTL each of the certificate's records has now, in the order of NewCertificate::records
+  // (a new record may take its RRset's).
+  std::vector<std::uint32_t> ttls;
   bool changed() const { return records_added > 0 || records_updated > 0 || moved; }
 };
 

@@ -165,6 +165,7 @@ json to_json(const Certificate& c, std::int64_t now) {
           {"not_after", format_time(c.not_after)},
           {"expired", c.not_after < now},
           {"ca", c.is_ca},
+          {"for_email", c.for_email},
           {"emails", c.emails}};
 }
 

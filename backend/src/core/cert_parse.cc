@@ -277,6 +277,9 @@ Result<Certificate> extract(X509* x, std::string_view source) {
     return Status::invalid_argument(source, "certificate has an unreadable validity period");
   }
   cert.is_ca = check_ca(x, cert.der);
+  if ((X509_get_extension_flags(x) & EXFLAG_XKUSAGE) != 0) {
+    cert.for_email = (X509_get_extended_key_usage(x) & (XKU_SMIME | XKU_ANYEKU)) != 0;
+  }
   collect_emails(x, &cert.emails);
   drain_openssl_errors();
   return cert;

@@ -52,6 +52,12 @@ std::string check_publishable(const Certificate& cert, const MailAddress& addr,
     if (!o.allow_expired) return why + "; --allow-expired publishes it anyway";
     overridden->push_back(why);
   }
+  if (!anchor && !cert.for_email) {
+    // Not refused (a record is a record), but mail clients will not use it: say so.
+    overridden->push_back(
+        "certificate's extended key usage leaves out email protection: mail clients may not "
+        "use it for S/MIME");
+  }
   if (cert.is_ca && any_end_entity_usage(params)) {
     const std::string why = "certificate is a CA certificate, but usage 1/3 is for end entities";
     if (!o.force) return why + "; --force publishes it anyway";
@@ -164,22 +170,15 @@ std::string mailbox_note(const MailAddress& given, const MailAddress& mailbox, c
          " ignores letter case in local-parts)";
 }
 
-// The published records of n with the TTLs the store now has at their owners (an RRset
-// keeps one TTL: a new record may take its RRset's).
-Result<std::vector<PublishedRecord>> published_records(Store& store, const NewCertificate& n) {
-  auto stored = store.list_certificates(n.address, "");
-  if (!stored.ok()) return stored.status();
+// The published records of n, with the TTLs the store gave them (an RRset keeps one TTL: a
+// new record may take its RRset's).
+std::vector<PublishedRecord> published_records(const NewCertificate& n, const AddResult& added) {
   std::vector<PublishedRecord> out;
   const std::string suffix = "._smimecert." + n.domain + ".";
-  for (const NewCertificate::Record& r : n.records) {
-    PublishedRecord p{to_hex(r.owner.data(), r.owner.size()) + suffix, r.ttl, r.params, r.data};
-    for (const CertInfo& c : *stored) {
-      if (c.fingerprint != n.fingerprint) continue;
-      for (const CertRecordInfo& info : c.records) {
-        if (info.owner_name == p.owner && info.params == p.params) p.ttl = info.ttl;
-      }
-    }
-    out.push_back(std::move(p));
+  for (std::size_t i = 0; i < n.records.size(); ++i) {
+    const NewCertificate::Record& r = n.records[i];
+    const std::uint32_t ttl = i < added.ttls.size() ? added.ttls[i] : r.ttl;
+    out.push_back({to_hex(r.owner.data(), r.owner.size()) + suffix, ttl, r.params, r.data});
   }
   return out;
 }
@@ -310,9 +309,7 @@ Result<PublishResult> Batch::publish(std::string_view address,
     p.records_added = added->records_added;
     p.records_updated = added->records_updated;
     p.moved = added->moved;
-    auto records = published_records(store, n);
-    if (!records.ok()) return records.status();
-    p.records = std::move(records).value();
+    p.records = published_records(n, *added);
     result.zone = added->zone;
     result.certificates.push_back(std::move(p));
     result.warnings.insert(result.warnings.end(), chosen.warnings.begin(), chosen.warnings.end());

@@ -285,7 +285,7 @@ Result<Zone> SqliteStore::find_zone(std::string_view name) {
 
 Result<std::optional<std::string>> SqliteStore::mailbox_address(const Zone& zone,
                                                                 std::string_view address) {
-  Statement s;
+  Statement& s = impl_->mailbox_address;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT address FROM certificates WHERE address = ?1 COLLATE "
                                    "NOCASE AND zone_id = ?2 AND (?3 = 0 OR address = ?1) "
@@ -294,9 +294,13 @@ Result<std::optional<std::string>> SqliteStore::mailbox_address(const Zone& zone
   s.bind(2, zone.id);
   s.bind(3, zone.case_sensitive ? 1 : 0);
   const int rc = s.step();
-  if (rc == SQLITE_DONE) return std::optional<std::string>();
-  if (rc != SQLITE_ROW) return impl_->error("find mailbox of " + std::string(address));
-  return std::optional<std::string>(std::string(s.text(0)));
+  std::optional<std::string> found;
+  if (rc == SQLITE_ROW) found = std::string(s.text(0));
+  s.reset();  // a statement kept prepared must not keep its read open
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return impl_->error("find mailbox of " + std::string(address));
+  }
+  return found;
 }
 
 Result<std::vector<CertInfo>> SqliteStore::list_certificates(

@@ -336,6 +336,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
             std::to_string(impl_->options.max_rrset_bytes) + "); remove old certificates first");
   };
   for (const auto& rec : cert.records) {
+    result.ttls.push_back(rec.ttl);
     if (cert_id >= 0) {
       Statement& exists = impl_->rr_exists;
       SMIMEA_RETURN_IF_ERROR(
@@ -349,6 +350,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
       exists.bind(5, static_cast<int>(rec.params.matching_type));
       rc = exists.step();
       if (rc == SQLITE_ROW) {  // there already; an explicit TTL is set below, RRset-wide
+        if (!cert.ttl_explicit) result.ttls.back() = static_cast<std::uint32_t>(exists.int64(1));
         exists.reset();
         continue;
       }
@@ -374,6 +376,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
     const std::uint32_t ttl =
         cert.ttl_explicit || size.is_null(2) ? rec.ttl : static_cast<std::uint32_t>(size.int64(2));
     size.reset();
+    result.ttls.back() = ttl;
     if (!published) {
       auto mine = std::find_if(added.begin(), added.end(),
                                [&](const auto& a) { return a.first == rec.owner; });
@@ -419,7 +422,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
       }
     }
     for (const NewCertificate::Record* rec : owners) {
-      Statement update;
+      Statement& update = impl_->set_rrset_ttl;
       SMIMEA_RETURN_IF_ERROR(update.prepare(
           db, "UPDATE records SET ttl = ?3 WHERE zone_id = ?1 AND owner = ?2 AND ttl != ?3"));
       update.bind(1, zone.id);
@@ -452,7 +455,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
     if (ins.step() != SQLITE_DONE) return impl_->error("insert certificate " + cert.address);
     cert_id = sqlite3_last_insert_rowid(db);
   } else if (result.changed() || !to_insert.empty()) {
-    Statement who;
+    Statement& who = impl_->set_changed_by;
     SMIMEA_RETURN_IF_ERROR(
         who.prepare(db, "UPDATE certificates SET changed_by = ?2 WHERE id = ?1"));
     who.bind(1, cert_id);

@@ -32,7 +32,7 @@ Token token_from_row(const Statement& s) {
 }  // namespace
 
 Status SqliteStore::read_scopes(Token* token) {
-  Statement s;
+  Statement& s = impl_->token_scopes;
   SMIMEA_RETURN_IF_ERROR(s.prepare(
       impl_->db.get(), "SELECT kind, value FROM token_scopes WHERE token_id = ?1 ORDER BY rowid"));
   s.bind(1, token->id);
@@ -44,6 +44,7 @@ Status SqliteStore::read_scopes(Token* token) {
                                                          : token->networks;
     list.emplace_back(s.text(1));
   }
+  s.reset();
   if (rc != SQLITE_DONE) return impl_->error("read token scopes");
   return Status();
 }
@@ -116,14 +117,19 @@ Status SqliteStore::remove_token(std::string_view name) {
 }
 
 Result<Token> SqliteStore::find_token(const std::array<std::uint8_t, 32>& secret_sha256) {
-  Statement s;
+  // Every API request asks: prepared once, and reset at once, so that no read stays open.
+  Statement& s = impl_->find_token;
   SMIMEA_RETURN_IF_ERROR(
       s.prepare(impl_->db.get(), std::string(kTokenColumns) + " WHERE secret_sha256 = ?1"));
   s.bind_blob(1, secret_sha256.data(), secret_sha256.size());
   const int rc = s.step();
-  if (rc == SQLITE_DONE) return Status::not_found("token", "unknown token");
-  if (rc != SQLITE_ROW) return impl_->error("find token");
+  if (rc != SQLITE_ROW) {
+    s.reset();
+    if (rc == SQLITE_DONE) return Status::not_found("token", "unknown token");
+    return impl_->error("find token");
+  }
   Token t = token_from_row(s);
+  s.reset();
   SMIMEA_RETURN_IF_ERROR(read_scopes(&t));
   return t;
 }

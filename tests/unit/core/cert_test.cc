@@ -126,6 +126,12 @@ TEST(ParseCertificates, Pkcs7Der) {
   EXPECT_EQ(to_hex(certs[1].fingerprint), expected_hex("ec", 0, 1));
 }
 
+TEST(ParseCertificates, ExtendedKeyUsageSaysWhetherItIsForEmail) {
+  EXPECT_TRUE(parse_one("rsa.pem").for_email);        // emailProtection
+  EXPECT_TRUE(parse_one("v1.pem").for_email);         // no extended key usage at all
+  EXPECT_FALSE(parse_one("tls_only.pem").for_email);  // serverAuth only
+}
+
 TEST(ParseCertificates, BareBase64Der) {
   const Certificate c = parse_one("rsa.der.b64");
   EXPECT_EQ(to_hex(c.der), expected_hex("rsa", 0, 0));

@@ -226,6 +226,16 @@ TEST_F(ProvisionTest, ZonesThroughTheService) {
   EXPECT_EQ(zones->front().name, "example.com");
 }
 
+TEST_F(ProvisionTest, ACertificateNotForEmailIsPublishedWithAWarning) {
+  auto r = provisioner_.publish("www@example.com", certs("tls_only.pem"), "tls_only.pem", {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("email protection"), std::string::npos) << r->warnings[0];
+  auto ok = provisioner_.publish("alice@example.com", certs("rsa.pem"), "rsa.pem", {});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->warnings.empty());
+}
+
 TEST_F(ProvisionTest, ATokenSecretIsShownOnceAndStoredAsItsHash) {
   Provisioner p(fixture_.store(), config_, "cli:tester");
   TokenRequest r;

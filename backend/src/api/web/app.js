@@ -209,6 +209,11 @@ async function preview() {
   }
   const warnings = $('warnings');
   const expired = state.inspected.some((c) => !c.ca && c.expired);
+  if (expired) {
+    const li = document.createElement('li');
+    li.textContent = 'This certificate has expired: senders will not use it. Publish a current one.';
+    warnings.append(li);
+  }
   for (const w of result.warnings) {
     const li = document.createElement('li');
     li.textContent = w.replace(/; --[a-z-]+ publishes it anyway/, '');
