@@ -74,7 +74,7 @@ HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MEASUREMENTS = ["api-single", "api-bulk", "cli-add", "cli-import"]
 TARGETS = {"single_rate": 1000, "single_p99_ms": 20, "bulk_rate": 20000}
-LOG_LINE = re.compile(r"^info: (\S+) (\S+) (\d{3}) ([0-9.]+)ms token=")
+LOG_LINE = re.compile(r"^(?:smimea-api: )?info: (\S+) (\S+) (\d{3}) ([0-9.]+)ms token=")
 
 # Request bodies, one per certificate (set before the client processes fork).
 BODIES = []
@@ -279,7 +279,7 @@ class Daemon:
             if m:
                 codes[f"{m.group(1)} {m.group(2)} {m.group(3)}"] += 1
                 durations[m.group(2)].append(float(m.group(4)))
-            elif not re.match(r"^info: (listening on|stopping on signal)", line):
+            elif not re.match(r"^(?:smimea-api: )?info: (listening on|stopping on signal)", line):
                 other.append(line)
         return codes, durations, other
 
@@ -495,7 +495,7 @@ class Bench:
                 refused = [r for r in out["results"] if r["status"] != 201][:5]
                 self.problem(where, f"chunk at {lo}: published {out['published']}, refused "
                              f"{out['refused']}: {refused}")
-            elif not all(r["certificate"]["changed"] and r["certificate"]["address"] ==
+            elif not all(r["changed"] and r["address"] ==
                          address(lo + r["index"]) for r in out["results"]):
                 self.problem(where, f"chunk at {lo}: an answer that is not a new publish")
         if conn.opened != 1:

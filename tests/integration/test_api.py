@@ -1125,9 +1125,10 @@ def test_bulk_mixed_results(env):
     statuses = {x["index"]: x["status"] for x in r["results"]}
     assert statuses == {0: 201, 1: 422, 2: 403, 3: 400, 4: 201}, r
     for x in r["results"]:
-        assert ("certificate" in x) == (x["status"] == 201) and ("error" in x) != \
+        assert ("sha256" in x) == (x["status"] == 201) and ("error" in x) != \
             (x["status"] == 201), x
-    assert r["results"][0]["certificate"]["sha256"] == hashlib.sha256(good.der).hexdigest()
+    assert r["results"][0]["sha256"] == hashlib.sha256(good.der).hexdigest()
+    assert r["results"][0]["address"] == "bulk1@example.com" and r["results"][0]["changed"]
     stored = ctl_certs(env.store)
     assert ("bulk1@example.com", hashlib.sha256(good.der).hexdigest()) in stored
     assert ("bulk2@example.com", hashlib.sha256(good2.der).hexdigest()) in stored

@@ -203,7 +203,17 @@ std::optional<Response> Api::begin(Request& request, std::size_t* max_body) {
   if (route->token) {
     if (auto refused = authenticate(request)) return refused;
   }
-  if (route->body == Body::kNone) return std::nullopt;
+  if (route->body == Body::kNone) {
+    // Refused before a byte of it is read: a body nobody reads could be trickled in forever.
+    if (request.chunked || (request.content_length && *request.content_length > 0)) {
+      return error(400, "this request takes no body");
+    }
+    return std::nullopt;
+  }
+  if (route->body == Body::kBulk && request.token->read_only) {
+    // Before its body, which may be large: a read-only token never publishes.
+    return error(403, "token " + request.token->name + ": is read-only");
+  }
   if (request.chunked || !request.content_length) {
     return error(411, "a request body needs a Content-Length (chunked bodies are refused)");
   }
@@ -224,9 +234,6 @@ std::optional<Response> Api::begin(Request& request, std::size_t* max_body) {
 Response Api::handle(Request& request, bool body_too_large) {
   if (body_too_large) return error(413, "request body larger than the limit");
   const Route& route = routes()[static_cast<std::size_t>(request.route)];
-  if (route.body == Body::kNone && !request.body.empty()) {
-    return error(400, "this request takes no body");
-  }
   return (this->*route.fn)(request);
 }
 

@@ -107,8 +107,12 @@ class Api final : public Handler {
   StorePool stores_;
   RateLimiter limiter_;
   // One writer at a time within the process: API writers queue here rather than in SQLite's
-  // busy handler, whose sleeps would set the latency (smimea-ctl still waits there).
-  std::mutex write_mutex_;
+  // busy handler, whose sleeps would set the latency (smimea-ctl still waits there). Waited
+  // for at most kWriteWait: then 503, as the store's own busy timeout would answer.
+  std::timed_mutex write_mutex_;
+  static constexpr std::chrono::seconds kWriteWait{5};
+  // The write lock, or the 503 to answer.
+  std::optional<Response> lock_writes(std::unique_lock<std::timed_mutex>* lock);
 };
 
 // {"error": message} with this status.

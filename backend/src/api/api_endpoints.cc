@@ -37,6 +37,14 @@ std::string query(const Request& request, const char* key) {
 
 }  // namespace
 
+std::optional<Response> Api::lock_writes(std::unique_lock<std::timed_mutex>* lock) {
+  *lock = std::unique_lock<std::timed_mutex>(write_mutex_, kWriteWait);
+  if (lock->owns_lock()) return std::nullopt;
+  Response r = error(503, "the store is busy with other changes; try again");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 Response Api::zones_get(Request& request) {
   auto store = stores_.acquire();
   if (!store.ok()) return error(store.status());
@@ -54,7 +62,8 @@ Response Api::zones_post(Request& request) {
   if (!zone.ok()) return error(400, zone.status().message());
   auto store = stores_.acquire();
   if (!store.ok()) return error(store.status());
-  std::lock_guard<std::mutex> lock(write_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  if (auto busy = lock_writes(&lock)) return *busy;
   auto change = Provisioner(**store, config_, *request.token)
                     .add_zone(zone->name, zone->mode, zone->kind, zone->case_sensitive);
   // A name that is not a domain is a malformed request (400), not a refused certificate.
@@ -69,7 +78,8 @@ Response Api::zones_delete(Request& request) {
   }
   auto store = stores_.acquire();
   if (!store.ok()) return error(store.status());
-  std::lock_guard<std::mutex> lock(write_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  if (auto busy = lock_writes(&lock)) return *busy;
   auto change =
       Provisioner(**store, config_, *request.token).remove_zone(request.param, force == "true");
   if (!change.ok()) return error(change.status(), true);
@@ -93,7 +103,8 @@ Response Api::certificates_delete(Request& request) {
   if (!fingerprint.ok()) return error(400, fingerprint.status().message());
   auto store = stores_.acquire();
   if (!store.ok()) return error(store.status());
-  std::lock_guard<std::mutex> lock(write_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  if (auto busy = lock_writes(&lock)) return *busy;
   auto removed = Provisioner(**store, config_, *request.token)
                      .remove_certificate(*fingerprint, query(request, "address"));
   if (!removed.ok()) return error(removed.status(), true);
@@ -114,7 +125,8 @@ Response Api::publish(Request& request, bool preview) {
   if (!certs.ok()) return error(422, certs.status().message());
   auto store = stores_.acquire();
   if (!store.ok()) return error(store.status());
-  std::lock_guard<std::mutex> lock(write_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  if (auto busy = lock_writes(&lock)) return *busy;
   Provisioner provisioner(**store, config_, *request.token);
   auto result =
       preview ? provisioner.preview(publish->address, *certs, "certificate", publish->options)
@@ -160,39 +172,71 @@ Response Api::bulk(Request& request) {
     return error(413, "more than " + std::to_string(config_.api.max_bulk_items) +
                           " certificates in one request (api.max-bulk-items)");
   }
+  // Every item parsed first, outside the store's write lock: smimea-ctl and the other
+  // writers wait only for the publishing itself.
+  struct Item {
+    std::string where;
+    unsigned refused = 0;  // the status of a refusal, with its message
+    std::string message;
+    PublishRequest request;
+    std::vector<Certificate> certs;
+  };
+  std::vector<Item> parsed(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    Item& item = parsed[i];
+    item.where = "certificates[" + std::to_string(i) + "]";
+    auto publish = parse_publish(items[i], item.where);
+    if (!publish.ok()) {
+      item.refused = 400;
+      item.message = publish.status().message();
+      continue;
+    }
+    item.request = std::move(publish).value();
+    auto certs = parse_certificates(item.request.certificate, item.where + ".certificate",
+                                    config_.max_input_bytes);
+    if (!certs.ok()) {
+      item.refused = 422;
+      item.message = certs.status().message();
+      continue;
+    }
+    item.certs = std::move(certs).value();
+  }
   auto store = stores_.acquire();
   if (!store.ok()) return error(store.status());
-  std::lock_guard<std::mutex> lock(write_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  if (auto busy = lock_writes(&lock)) return *busy;
   Provisioner provisioner(**store, config_, *request.token);
   auto batch = provisioner.begin();
   if (!batch.ok()) return error(batch.status());
   json results = json::array();
   std::size_t published = 0, refused = 0, changed = 0;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const std::string where = "certificates[" + std::to_string(i) + "]";
+  for (std::size_t i = 0; i < parsed.size(); ++i) {
+    const Item& item = parsed[i];
     json result = {{"index", i}};
     auto refuse = [&](unsigned status, const std::string& message) {
       result["status"] = status;
       result["error"] = message;
       ++refused;
     };
-    auto parsed = parse_publish(items[i], where);
-    if (!parsed.ok()) {
-      refuse(400, parsed.status().message());
-    } else if (auto certs = parse_certificates(parsed->certificate, where + ".certificate",
-                                               config_.max_input_bytes);
-               !certs.ok()) {
-      refuse(422, certs.status().message());
+    if (item.refused != 0) {
+      refuse(item.refused, item.message);
     } else {
-      auto done = batch->publish(parsed->address, *certs, where + ".certificate", parsed->options);
+      auto done = batch->publish(item.request.address, item.certs, item.where + ".certificate",
+                                 item.request.options);
       if (!done.ok()) {
         // A store failure ends the whole request, rolled back (the batch is dropped).
         if (done.status().code() == Status::Code::kStoreError) return error(done.status());
         refuse(error(done.status()).status, done.status().message());
       } else {
+        // A summary: the records of thousands of certificates would make the answer larger
+        // than the request, and a panel has them already (GET /api/v1/certificates).
         result["status"] = 201;
+        result["address"] = done->address;
+        result["zone"] = done->zone;
+        result["sha256"] = to_hex(done->certificates.front().fingerprint);
+        result["changed"] = done->changed();
+        result["warnings"] = done->warnings;
         if (done->changed()) changed += done->certificates.size();
-        result["certificate"] = to_json(*done);
         ++published;
       }
     }

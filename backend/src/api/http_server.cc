@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdarg>
@@ -48,10 +50,13 @@ struct Server::Impl {
       const std::int64_t now = now_ms();
       for (Watch* w : watches) {
         const std::int64_t since = w->waiting_since_ms.load();
-        if (since != 0 && now - since > header_timeout_ms) {
-          ::shutdown(w->fd, SHUT_RDWR);
-          w->waiting_since_ms = 0;
-        }
+        if (since == 0 || now - since <= header_timeout_ms) continue;
+        // Bytes waiting in the kernel: the client sent, the worker thread is behind (a long
+        // request on its other connections). Not the client's fault; look again later.
+        int pending = 0;
+        if (::ioctl(w->fd, FIONREAD, &pending) == 0 && pending > 0) continue;
+        ::shutdown(w->fd, SHUT_RDWR);
+        w->waiting_since_ms = 0;
       }
     }
   }
@@ -60,6 +65,8 @@ struct Server::Impl {
 namespace {
 
 using Watch = Server::Impl::Watch;
+
+constexpr std::size_t kReserveBytes = 64 * 1024;
 
 struct Connection {
   Request request;
@@ -124,9 +131,9 @@ MHD_Result queue(MHD_Connection* connection, Connection* c, const Response& r) {
   return result;
 }
 
-MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                      const char*, const char* upload_data, size_t* upload_data_size,
-                      void** state) {
+MHD_Result handle_request(void* cls, MHD_Connection* connection, const char* url,
+                          const char* method, const char*, const char* upload_data,
+                          size_t* upload_data_size, void** state) {
   Handler& handler = *static_cast<Server::Impl*>(cls)->handler;
   auto* c = static_cast<Connection*>(*state);
   if (c == nullptr) {  // the headers are in
@@ -152,7 +159,10 @@ MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, co
       if (end != v && *end == 0) r.content_length = static_cast<std::size_t>(n);
     }
     if (auto early = handler.begin(r, &c->max_body)) return queue(connection, c, *early);
-    if (r.content_length) c->request.body.reserve(std::min(*r.content_length, c->max_body));
+    // Grown as the body arrives, not reserved on the client's word.
+    if (r.content_length) {
+      c->request.body.reserve(std::min({*r.content_length, c->max_body, kReserveBytes}));
+    }
     return MHD_YES;
   }
   if (c->answered) {  // refused early: the rest of the body is dropped with the connection
@@ -172,7 +182,32 @@ MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, co
   return queue(connection, c, handler.handle(c->request, c->too_large));
 }
 
-void on_completed(void* cls, MHD_Connection* connection, void** state, MHD_RequestTerminationCode) {
+// No exception may unwind through libmicrohttpd's C frames: one that escapes a request (out
+// of memory) ends that request with a 500, or its connection, never the process.
+MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                      const char* version, const char* upload_data, size_t* upload_data_size,
+                      void** state) {
+  try {
+    return handle_request(cls, connection, url, method, version, upload_data, upload_data_size,
+                          state);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "smimea-api: error: %s %s: %s\n", method, url, e.what());
+  }
+  auto* c = static_cast<Connection*>(*state);
+  if (c == nullptr || c->answered) return MHD_NO;
+  *upload_data_size = 0;
+  Response r;
+  r.status = 500;
+  r.body = R"({"error":"internal error"})";
+  try {
+    return queue(connection, c, r);
+  } catch (...) {
+    return MHD_NO;
+  }
+}
+
+void on_completed(void* cls, MHD_Connection* connection, void** state,
+                  MHD_RequestTerminationCode code) {
   // The next request's headers are awaited from now on.
   const MHD_ConnectionInfo* info =
       MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -181,7 +216,10 @@ void on_completed(void* cls, MHD_Connection* connection, void** state, MHD_Reque
   }
   auto* c = static_cast<Connection*>(*state);
   if (c == nullptr) return;
-  static_cast<Server::Impl*>(cls)->handler->done(c->request, c->answered ? c->status : 0);
+  // A response that did not go out completely (the client left, the connection broke) is
+  // logged and counted as status 0, not as what was queued.
+  const bool delivered = c->answered && code == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+  static_cast<Server::Impl*>(cls)->handler->done(c->request, delivered ? c->status : 0);
   delete c;
   *state = nullptr;
 }

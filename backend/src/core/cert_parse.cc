@@ -499,14 +499,19 @@ std::optional<std::string> decode_bare_base64(std::string_view input) {
     compact.push_back(c);
   }
   if (compact.size() < 4 || compact.size() % 4 != 0) return std::nullopt;
+  // Padding only at the end, at most two: OpenSSL would read an '=' elsewhere as zero bits.
+  const std::size_t pad = compact.find('=');
+  if (pad != std::string::npos &&
+      (pad + 2 < compact.size() || compact.find_first_not_of('=', pad) != std::string::npos)) {
+    return std::nullopt;
+  }
   std::string der(compact.size() / 4 * 3, '\0');
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(der.data()),
                                 reinterpret_cast<const unsigned char*>(compact.data()),
                                 static_cast<int>(compact.size()));
   if (n < 0) return std::nullopt;
-  std::size_t padding = 0;
-  for (std::size_t i = compact.size(); i > 0 && compact[i - 1] == '='; --i) ++padding;
-  der.resize(static_cast<std::size_t>(n) - std::min<std::size_t>(padding, 2));
+  const std::size_t padding = pad == std::string::npos ? 0 : compact.size() - pad;
+  der.resize(static_cast<std::size_t>(n) - padding);
   return der;
 }
 
