@@ -1124,11 +1124,14 @@ def test_bulk_mixed_results(env):
     assert (r["published"], r["refused"]) == (2, 3), r
     statuses = {x["index"]: x["status"] for x in r["results"]}
     assert statuses == {0: 201, 1: 422, 2: 403, 3: 400, 4: 201}, r
+    # Contract: each item {"index", "status", "certificate"?: the publish object, "error"?}.
     for x in r["results"]:
-        assert ("sha256" in x) == (x["status"] == 201) and ("error" in x) != \
+        assert ("certificate" in x) == (x["status"] == 201) and ("error" in x) != \
             (x["status"] == 201), x
-    assert r["results"][0]["sha256"] == hashlib.sha256(good.der).hexdigest()
-    assert r["results"][0]["address"] == "bulk1@example.com" and r["results"][0]["changed"]
+    published = r["results"][0]["certificate"]
+    assert published["sha256"] == hashlib.sha256(good.der).hexdigest(), published
+    assert published["address"] == "bulk1@example.com" and published["changed"], published
+    assert api_records(published["records"]) == expected_records(good, (3, 0, 0)), published
     stored = ctl_certs(env.store)
     assert ("bulk1@example.com", hashlib.sha256(good.der).hexdigest()) in stored
     assert ("bulk2@example.com", hashlib.sha256(good2.der).hexdigest()) in stored
