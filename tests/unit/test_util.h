@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "smimea/cert.h"
+
 namespace smimea::test {
 
 inline std::string data_path(const std::string& relative) {
@@ -71,5 +73,12 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The certificates of tests/data/certs/<file>; a parse error fails the test.
+inline std::vector<Certificate> data_certs(const std::string& file) {
+  auto parsed = parse_certificates(read_data("certs/" + file), file);
+  EXPECT_TRUE(parsed.ok()) << file << ": " << parsed.status().message();
+  return parsed.ok() ? std::move(parsed).value() : std::vector<Certificate>{};
+}
 
 }  // namespace smimea::test

@@ -15,11 +15,7 @@ namespace {
 
 using test::StoreFixture;
 
-std::vector<Certificate> certs(const std::string& file) {
-  auto parsed = parse_certificates(test::read_data("certs/" + file), file);
-  EXPECT_TRUE(parsed.ok()) << parsed.status().message();
-  return parsed.ok() ? std::move(parsed).value() : std::vector<Certificate>{};
-}
+std::vector<Certificate> certs(const std::string& file) { return test::data_certs(file); }
 
 Token token(std::vector<std::string> zones, std::vector<std::string> addresses,
             bool read_only = false, bool admin = false) {

@@ -18,11 +18,7 @@ namespace {
 
 using test::StoreFixture;
 
-std::vector<Certificate> certs(const std::string& file) {
-  auto parsed = parse_certificates(test::read_data("certs/" + file), file);
-  EXPECT_TRUE(parsed.ok()) << parsed.status().message();
-  return parsed.ok() ? std::move(parsed).value() : std::vector<Certificate>{};
-}
+std::vector<Certificate> certs(const std::string& file) { return test::data_certs(file); }
 
 // SHA2-256 of "alice", first 28 octets (RFC 8162 section 3), as `printf alice | sha256sum`.
 constexpr const char* kAliceOwner =
