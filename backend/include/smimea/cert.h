@@ -34,15 +34,25 @@ struct Certificate {
   // (RFC 8398), then the subject's legacy emailAddress attributes. As written in the
   // certificate; compare with certificate_names().
   std::vector<std::string> emails;
+  // Input that was an S/MIME signed mail (RFC 8551): on the certificate whose key made the
+  // mail's verified signature, the mail's From address as written there (an addr-spec); empty
+  // on every other certificate. See mail_signer().
+  std::string signed_mail_from;
 };
 
 // Default cap on one input (file or stdin): far above any real certificate bundle.
 inline constexpr std::size_t kDefaultMaxInputBytes = 1024 * 1024;
 
 // Parses every certificate in input: PEM (one or several CERTIFICATE or PKCS7 blocks), DER
-// certificate, or DER PKCS#7 (SignedData certificates). source names the input in messages.
+// certificate, DER PKCS#7 (SignedData certificates), or an S/MIME signed mail (multipart/signed
+// or application/pkcs7-mime signed-data, CMS or PKCS#7). source names the input in messages.
 // Refuses, with one line, private keys, certificate requests, empty input, input larger than
 // max_bytes and anything that is not a certificate. Returns at least one certificate on success.
+//
+// A signed mail must have one signature, good over the message as it came (the signer's
+// issuer is not checked), the signer's certificate among its certificates, and one From
+// address. The signer's certificate comes first, with signed_mail_from set; the mail's other
+// certificates follow, as its chain. An encrypted mail is refused: it carries no certificate.
 Result<std::vector<Certificate>> parse_certificates(std::string_view input, std::string_view source,
                                                     std::size_t max_bytes = kDefaultMaxInputBytes);
 
@@ -60,6 +70,24 @@ Status check_association_data(const RecordParams& params, const Bytes& data);
 
 // A time as ISO 8601 UTC, e.g. "2027-01-31T12:00:00Z" (validity dates in messages).
 std::string format_time(std::int64_t epoch_seconds);
+
+// The certificate that signed the mail certs were parsed from (the one with signed_mail_from
+// set), or nullptr if they did not come from a signed mail.
+const Certificate* mail_signer(const std::vector<Certificate>& certs);
+
+// Why a signed mail may not publish certificates for addr, or "" if it may: its signer's
+// certificate must name addr and its From must be addr, local-parts compared as in
+// certificate_names(). E.g. "the mail is signed by a certificate for bob@example.com, not
+// alice@example.com", "the mail's From is bob@example.com, not alice@example.com".
+std::string signed_mail_refusal(const Certificate& signer, const MailAddress& addr,
+                                bool case_sensitive = false);
+
+// The addresses of a mail's From fields (RFC 5322 section 3.6.2), in order, as addr-specs:
+// display names, comments and angle brackets removed, groups opened, white space outside
+// quotes dropped ("\"Alice Example\" <alice@example.com>" gives "alice@example.com"). mail is
+// the message or its header section, which ends at the first empty line; folded lines are
+// unfolded. Nothing is validated: an element that is not an address is returned as it is.
+std::vector<std::string> mail_from_addresses(std::string_view mail);
 
 // Parses a DER certificate (as published in a 3 0 0 record).
 Result<Certificate> parse_der_certificate(const Bytes& der);

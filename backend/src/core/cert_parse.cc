@@ -1,4 +1,6 @@
 // Certificates in: PEM, DER and PKCS#7 input parsed into plain Certificate values.
+#include "cert_parse.h"
+
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/decoder.h>
@@ -451,42 +453,6 @@ Status parse_pem(std::string_view input, std::string_view source, std::vector<Ce
   return Status();
 }
 
-// A signed mail (RFC 8551): MIME headers first, and a PKCS#7 signature part (multipart/signed)
-// or body (application/pkcs7-mime). Its certificates are the sender's and the chain it sent.
-bool looks_like_signed_mail(std::string_view input) {
-  const std::size_t colon = input.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon > 76) return false;
-  for (char c : input.substr(0, colon)) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
-  }
-  std::string lower(input.substr(0, std::min<std::size_t>(input.size(), 65536)));
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.find("pkcs7") != std::string::npos;
-}
-
-Status parse_signed_mail(std::string_view input, std::string_view source,
-                         std::vector<Certificate>* out) {
-  BioPtr bio(BIO_new_mem_buf(input.data(), static_cast<int>(input.size())));
-  if (!bio) return Status::invalid_argument(source, "out of memory");
-  BIO* content = nullptr;  // a detached signature's signed part
-  Pkcs7Ptr p7(SMIME_read_PKCS7(bio.get(), &content));
-  BioPtr signed_part(content);
-  if (!p7 || !PKCS7_type_is_signed(p7.get())) {
-    return Status::invalid_argument(source, "not a signed mail (S/MIME) with certificates");
-  }
-  // The signature must be good over the message as it came: a tampered mail, or one whose
-  // certificates were swapped, is refused. Who issued the signer is not checked here (DANE
-  // publishes certificates whatever their CA; usage 0/2 need the chain, not trust in it).
-  if (PKCS7_verify(p7.get(), nullptr, nullptr, signed_part.get(), nullptr, PKCS7_NOVERIFY) != 1) {
-    drain_openssl_errors();
-    return Status::invalid_argument(
-        source,
-        "the signed mail's signature does not verify (the mail was changed after it "
-        "was signed, or the signer's certificate is not the one that signed it)");
-  }
-  return append_pkcs7(p7.get(), source, out);
-}
-
 // Base64 of a DER certificate or PKCS#7 without PEM armour (a JSON field, a web form): the
 // DER, or nothing if input is not only base64 and white space.
 std::optional<std::string> decode_bare_base64(std::string_view input) {
@@ -529,8 +495,8 @@ Result<std::vector<Certificate>> parse_certificates(std::string_view input, std:
   std::optional<std::string> der;
   if (input.find("PRIVATE KEY-----") != std::string_view::npos) {
     status = Status::invalid_argument(source, "input contains a private key: refused");
-  } else if (looks_like_signed_mail(input)) {
-    status = parse_signed_mail(input, source, &certs);
+  } else if (detail::looks_like_smime_mail(input)) {
+    status = detail::parse_signed_mail(input, source, &certs);
   } else if (input.find("-----BEGIN ") != std::string_view::npos) {
     status = parse_pem(input, source, &certs);
   } else if ((der = decode_bare_base64(input))) {
@@ -545,6 +511,12 @@ Result<std::vector<Certificate>> parse_certificates(std::string_view input, std:
   if (certs.empty()) return Status::invalid_argument(source, "no certificate found");
   return certs;
 }
+
+namespace detail {
+Result<Certificate> certificate_from_x509(X509* x, std::string_view source) {
+  return extract(x, source);
+}
+}  // namespace detail
 
 Result<Certificate> parse_der_certificate(const Bytes& der) {
   X509Ptr x = der_to_x509(der.data(), der.size());

@@ -106,12 +106,16 @@ struct Chosen {
 // address (the end-entity ones, if there are any), anchor usages (0, 2) to the CA certificates
 // that issued them, up the chain as far as the bundle goes (all of the bundle's CAs when it
 // has no end-entity certificate for the address). With none of the kind, the first
-// certificate is taken, which check_publishable refuses without force.
+// certificate is taken, which check_publishable refuses without force. Of a signed mail's
+// certificates (signer set), only the signer's is the address's own: the others came with the
+// signature unsigned, so they serve only as its chain.
 std::vector<Chosen> choose_certificates(const std::vector<Certificate>& certs,
                                         const MailAddress& addr,
                                         const std::vector<RecordParams>& params,
-                                        bool case_sensitive) {
-  auto names = [&](const Certificate& c) { return certificate_names(c, addr, case_sensitive); };
+                                        bool case_sensitive, const Certificate* signer) {
+  auto names = [&](const Certificate& c) {
+    return (signer == nullptr || &c == signer) && certificate_names(c, addr, case_sensitive);
+  };
   std::vector<const Certificate*> leaves;
   for (const Certificate& c : certs) {
     if (names(c) && !c.is_ca) leaves.push_back(&c);
@@ -270,7 +274,14 @@ Result<PublishResult> Batch::publish(std::string_view address,
   auto mailbox = mailbox_of(store, *zone, *addr);
   if (!mailbox.ok()) return mailbox.status();
   SMIMEA_RETURN_IF_ERROR(provisioner_->check_write(*zone, *mailbox, options.force, preview_));
-  std::vector<Chosen> to_add = choose_certificates(certs, *mailbox, params, zone->case_sensitive);
+  // A signed mail publishes for its sender alone, whatever the options: the mail is the proof.
+  const Certificate* signer = mail_signer(certs);
+  if (signer != nullptr) {
+    const std::string refusal = signed_mail_refusal(*signer, *addr, zone->case_sensitive);
+    if (!refusal.empty()) return Status::invalid_argument(source, refusal);
+  }
+  std::vector<Chosen> to_add =
+      choose_certificates(certs, *mailbox, params, zone->case_sensitive, signer);
   for (Chosen& c : to_add) {
     const std::string problem =
         check_publishable(*c.cert, *mailbox, c.params, options, *zone, &c.warnings, c.anchor);
@@ -326,10 +337,19 @@ Status Batch::import(const std::vector<Certificate>& certs, std::string_view sou
   const std::vector<RecordParams> params = params_for(options, config);
   PublishOptions checks = options;
   checks.force = false;  // import publishes only what the certificate itself names
+  // Of a signed mail, the signer's certificate alone, for the mail's From alone.
+  const Certificate* signer = mail_signer(certs);
   for (const Certificate& c : certs) {
+    if (signer != nullptr && &c != signer) continue;
     const std::string what = std::string(source) + " (" + c.subject + ")";
     std::vector<MailAddress> addrs;
-    for (const std::string& email : c.emails) {
+    const std::vector<std::string>* emails = &c.emails;
+    std::vector<std::string> from;  // a mail's From, read as one address when it was parsed
+    if (signer != nullptr) {
+      from.push_back(c.signed_mail_from);
+      emails = &from;
+    }
+    for (const std::string& email : *emails) {
       auto a = parse_address(email);
       if (!a.ok()) continue;
       // Once each; two spellings of one mailbox meet again in its zone (mailbox_of).
@@ -354,6 +374,13 @@ Status Batch::import(const std::vector<Certificate>& certs, std::string_view sou
       if (Status scope = provisioner_->check_write(*zone, *mailbox, false); !scope.ok()) {
         import_.skipped.push_back(what + ": " + scope.message());
         continue;
+      }
+      if (signer != nullptr) {
+        const std::string refusal = signed_mail_refusal(c, named, zone->case_sensitive);
+        if (!refusal.empty()) {
+          import_.skipped.push_back(what + ": " + refusal);
+          continue;
+        }
       }
       if (mailbox->to_string() != named.to_string()) {
         import_.warnings.push_back(std::string(source) + ": " +
