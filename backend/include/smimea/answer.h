@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "smimea/config.h"
+#include "smimea/lookup_metrics.h"
 #include "smimea/status.h"
 #include "smimea/store.h"
 
@@ -124,6 +125,8 @@ class Answerer {
   // authoritative zone of ours answers only in its own context; in its parent's context the
   // apex of a delegated _smimecert.<domain> zone is the delegation point: NS (not
   // authoritative) and the DS computed from the child's keys (none while it is unsigned).
+  // Every lookup is counted in the process's lookup_counters() (lookup_metrics.h): by its
+  // result, or as a store error.
   Status lookup(std::string_view qname, QType qtype, RecordSink& sink, std::int64_t zone_id = -1);
 
   // Whether a name (any case, trailing dot optional) is at or below a zone of the table: a
@@ -171,13 +174,20 @@ class Answerer {
   Status renew_for(std::string_view lower_name);  // renew(); errors only for names of ours
   bool is_ours(std::string_view lower_name) const;
   bool below_a_zone(std::string_view lower_name) const;  // strictly below a zone of the table
+  // lookup() without the lock and the counting; *result says what it answered.
+  Status answer(std::string_view qname, QType qtype, RecordSink& sink, std::int64_t zone_id,
+                LookupResult* result);
+  // What a name that is neither a zone of the table nor an existing name in one answers.
+  LookupResult absent(std::string_view lower_name) const {
+    return below_a_zone(lower_name) ? LookupResult::kNxdomain : LookupResult::kNotOurs;
+  }
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
-                    RecordSink& sink);
+                    RecordSink& sink, LookupResult* result);
   Status reload();
   // The DS set of a delegated child zone, computed from its keys once per table load.
   Result<const std::vector<std::string>*> delegation_ds_of(const ZoneEntry& child);
   Status answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
-                    const ZoneEntry& child, RecordSink& sink);
+                    const ZoneEntry& child, RecordSink& sink, LookupResult* result);
   // Opens a listing of the zone pick() chooses from the table reloaded in the listing's
   // snapshot (nullptr: NotFound, described by what).
   template <typename Pick>

@@ -76,7 +76,9 @@ Status Answerer::renew() {
 
 Status Answerer::renew_for(std::string_view lower_name) {
   const Status s = renew();
-  return s.ok() || is_ours(lower_name) ? s : Status();
+  if (s.ok() || is_ours(lower_name)) return s;
+  count_store_error();  // not ours: answered as such, but counted
+  return Status();
 }
 
 bool Answerer::is_ours(std::string_view lower_name) const {
@@ -192,13 +194,15 @@ Result<const std::vector<std::string>*> Answerer::delegation_ds_of(const ZoneEnt
 }
 
 Status Answerer::answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
-                            const ZoneEntry& child, RecordSink& sink) {
+                            const ZoneEntry& child, RecordSink& sink, LookupResult* result) {
+  *result = LookupResult::kNodata;
   // Asked in the parent's context (pdns sends DS questions for a zone apex to the parent, and
   // builds the parent's NSEC/NSEC3 at the cut from this answer): a delegation point. No SOA:
   // it would put the SOA bit in the parent's denial and hide the DS.
   if (qtype == QType::kAny || qtype == QType::kNs) {
     for (const std::string& ns : config_.nameservers) {
       sink.add_text(qname, QType::kNs, config_.ns_ttl, parent.zone.id, ns, /*auth=*/false);
+      *result = LookupResult::kAnswer;
     }
   }
   if (qtype == QType::kAny || qtype == QType::kDs) {
@@ -206,6 +210,7 @@ Status Answerer::answer_cut(std::string_view qname, QType qtype, const ZoneEntry
     if (!ds.ok()) return ds.status();
     for (const std::string& d : **ds) {
       sink.add_text(qname, QType::kDs, config_.ns_ttl, parent.zone.id, d, /*auth=*/true);
+      *result = LookupResult::kAnswer;
     }
   }
   return Status();
@@ -216,6 +221,20 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
   // Never contended but by the store's releasing thread.
   std::lock_guard<std::mutex> lock(store_.held_read_mutex());
   ++lookups_;
+  // Counted once here, for every adapter: one relaxed atomic add (lookup_metrics.h).
+  LookupResult result = LookupResult::kNotOurs;
+  const Status s = answer(qname, qtype, sink, zone_id, &result);
+  if (s.ok()) {
+    count_lookup(result);
+  } else {
+    count_store_error();
+  }
+  return s;
+}
+
+Status Answerer::answer(std::string_view qname, QType qtype, RecordSink& sink, std::int64_t zone_id,
+                        LookupResult* result) {
+  *result = LookupResult::kNotOurs;
   char buf[kMaxQnameBytes + 1];
   std::string_view name;
   if (!to_lower_name(qname, buf, &name)) return Status();
@@ -225,21 +244,28 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
   std::string_view rest;  // "_smimecert.<domain>"
   if (parse_owner_qname(name, &hash, &rest)) {
     if (!loaded_ || !checked_recently()) SMIMEA_RETURN_IF_ERROR(renew_for(name));
-    if (qtype != QType::kAny && qtype != QType::kSmimea) return Status();
     // The most specific zone wins: a delegated _smimecert.<domain> before <domain>.
     const ZoneEntry* zone = find_zone_lower(rest);
     if (zone == nullptr && rest.size() > kSmimecertLabel.size() + 1) {
       zone = find_zone_lower(rest.substr(kSmimecertLabel.size() + 1));
       if (zone != nullptr && starts_with_smimecert(zone->zone.name)) zone = nullptr;
     }
-    if (zone == nullptr) return Status();
+    if (zone == nullptr) {
+      *result = absent(name);
+      return Status();
+    }
     // Asked in another zone's context (the parent above a delegation, another backend's zone):
     // below the cut, or not this zone's name there. Overlay zones are asked with the id of the
     // backend that owns them.
     if (zone_id >= 0 && zone_id != zone->zone.id && zone->zone.mode == ZoneMode::kAuthoritative) {
       return Status();
     }
-    return find_owner(qname, zone->zone.id, hash, sink);
+    // SMIMEA is the only type at an owner name: other types are not read.
+    if (qtype != QType::kAny && qtype != QType::kSmimea) {
+      *result = LookupResult::kNodata;
+      return Status();
+    }
+    return find_owner(qname, zone->zone.id, hash, sink, result);
   }
 
   // Zone-level names are answered from memory. A change to the store is noticed here, with
@@ -259,35 +285,43 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
     if (zone->zone.mode != ZoneMode::kAuthoritative) return Status();
     if (zone_id >= 0 && zone_id != zone->zone.id) {
       if (zone->parent >= 0 && zones_[static_cast<std::size_t>(zone->parent)].zone.id == zone_id) {
-        return answer_cut(qname, qtype, zones_[static_cast<std::size_t>(zone->parent)], *zone,
-                          sink);
+        return answer_cut(qname, qtype, zones_[static_cast<std::size_t>(zone->parent)], *zone, sink,
+                          result);
       }
       return Status();
     }
+    *result = LookupResult::kNodata;
     if (qtype == QType::kAny || qtype == QType::kSoa) {
       sink.add_text(qname, QType::kSoa, config_.soa.ttl, zone->zone.id, zone->soa_content, true);
+      *result = LookupResult::kAnswer;
     }
     if (qtype == QType::kAny || qtype == QType::kNs) {
       for (const std::string& ns : config_.nameservers) {
         sink.add_text(qname, QType::kNs, config_.ns_ttl, zone->zone.id, ns, true);
+        *result = LookupResult::kAnswer;
       }
     }
     return Status();
   }
   // _smimecert.<zone> is an empty non-terminal when the zone has records: NOERROR/NODATA,
   // never NXDOMAIN, or RFC 8020 resolvers would deny every name below it.
-  if (qtype == QType::kAny && starts_with_smimecert(name)) {
+  // Counted as nodata whatever the type asked: the name exists, without records.
+  if (starts_with_smimecert(name)) {
     const ZoneEntry* parent = find_zone_lower(name.substr(kSmimecertLabel.size() + 1));
     if (parent != nullptr && parent->zone.has_records &&
-        !starts_with_smimecert(parent->zone.name) && (zone_id < 0 || zone_id == parent->zone.id)) {
-      sink.add_ent(qname, parent->zone.id);
+        !starts_with_smimecert(parent->zone.name)) {
+      if (zone_id >= 0 && zone_id != parent->zone.id) return Status();  // not ours there
+      if (qtype == QType::kAny) sink.add_ent(qname, parent->zone.id);
+      *result = LookupResult::kNodata;
+      return Status();
     }
   }
+  *result = absent(name);
   return Status();
 }
 
 Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
-                            RecordSink& sink) {
+                            RecordSink& sink, LookupResult* result) {
   // pdns asks for the owner twice per question when its query cache is off (its referral
   // check, then the answer), with only zone-level lookups between. The repeat is answered
   // once from the first one's rows, if no check for changes came between (refresh() drops
@@ -300,11 +334,16 @@ Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const 
   saved.valid = false;
   if (!repeat) {
     SMIMEA_RETURN_IF_ERROR(store_.find_records(zone_id, hash, &saved.rows));
+    // One more clock read (vDSO, no system call) for the read's time.
+    count_store_read(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - now)
+            .count()));
     saved.valid = true;
     saved.zone_id = zone_id;
     saved.hash = hash;
     saved.at = now;
   }
+  *result = saved.rows.records.empty() ? LookupResult::kNxdomain : LookupResult::kAnswer;
   for (std::size_t i = 0; i < saved.rows.records.size(); ++i) {
     RecordView view = saved.rows.view(i, &saved.hash);
     view.repeat = repeat;
