@@ -19,12 +19,16 @@
 #include "pdns/dnsparser.hh"
 #include "pdns/dnsrecords.hh"
 #include "pdns/logger.hh"
+#include "pdns/statbag.hh"
 #include "smimea/config.h"
+#include "smimea/lookup_metrics.h"
 #include "smimea/pdns_semantics.h"
 
 // pdns_server exports this (pdns/version.hh); pdnsutil, which loads modules too, does not:
 // declared weak, it is null there.
 std::string getPDNSVersion() __attribute__((weak));
+// pdns's statistics (auth-main.cc). Weak too: only used in a pdns_server of our version.
+extern StatBag S __attribute__((weak));
 
 namespace {
 
@@ -467,10 +471,49 @@ class SmimeaFactory : public BackendFactory {
   }
 };
 
+// The core's lookup counters (lookup_metrics.h), in pdns's statistics: `pdns_control show
+// smimea-lookups-answer`, pdns's /metrics (pdns_auth_smimea_lookups_answer) and carbon. Each is
+// a function pdns calls when it reports; nothing is added to the query path. Declared once per
+// process, when pdns_server loads the module: before its threads start (StatBag's maps have no
+// lock), and never in pdnsutil or another pdns version (where S or its layout differ).
+void declare_statistics() {
+  if (&getPDNSVersion == nullptr || &S == nullptr || getPDNSVersion() != SMIMEA_PDNS_VERSION) {
+    return;
+  }
+  struct Stat {
+    const char* name;
+    const char* help;
+    std::uint64_t (*read)();
+  };
+  static constexpr Stat kStats[] = {
+      {"smimea-lookups-answer", "smimea: lookups answered with records",
+       [] { return smimea::lookup_counters().lookups[0]; }},
+      {"smimea-lookups-nodata", "smimea: lookups of an existing name without records of the type",
+       [] { return smimea::lookup_counters().lookups[1]; }},
+      {"smimea-lookups-nxdomain", "smimea: lookups of a name in a zone of ours that has nothing",
+       [] { return smimea::lookup_counters().lookups[2]; }},
+      {"smimea-lookups-not-ours", "smimea: lookups of a name outside our zones",
+       [] { return smimea::lookup_counters().lookups[3]; }},
+      {"smimea-store-errors", "smimea: lookups that met a store error",
+       [] { return smimea::lookup_counters().store_errors; }},
+      {"smimea-store-reads", "smimea: owner-name reads of the store",
+       [] { return smimea::lookup_counters().store_reads; }},
+      {"smimea-store-read-usec", "smimea: microseconds spent in owner-name reads",
+       [] { return smimea::lookup_counters().store_read_ns / 1000; }},
+  };
+  static_assert(static_cast<int>(smimea::LookupResult::kNotOurs) == 3);
+  for (const Stat& stat : kStats) {
+    auto read = stat.read;
+    S.declare(
+        stat.name, stat.help, [read](const std::string&) { return read(); }, StatType::counter);
+  }
+}
+
 class SmimeaLoader {
  public:
   SmimeaLoader() {
     BackendMakers().report(new SmimeaFactory);
+    declare_statistics();
     g_log << Logger::Info << "[smimea] SMIMEA backend module (built for PowerDNS "
           << SMIMEA_PDNS_VERSION << ") loaded" << std::endl;
   }
