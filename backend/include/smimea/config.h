@@ -84,6 +84,11 @@ struct Config {
   // group of the process.
   std::uint32_t socket_mode = 0660;
   std::string socket_group;
+  // `smimea-backend --listen` serves its lookup counters in the Prometheus text format on
+  // GET /metrics at this "HOST:PORT" or "[IPv6]:PORT". Default: "" (off: the key is absent;
+  // an empty value is an error). Ignored, with a warning, in pipe mode, where pdns starts one
+  // process per thread.
+  std::string metrics_listen;
   // SQLite page cache per connection, in KiB. Default: 65536 (64 MiB).
   std::uint32_t cache_kib = 65536;
   ApiConfig api;

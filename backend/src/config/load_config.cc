@@ -311,6 +311,13 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
       auto r = get_string(source, v, key);
       if (!r.ok()) return r.status();
       c->socket_group = *r;
+    } else if (key == "metrics-listen") {
+      auto r = get_string(source, v, key);
+      if (!r.ok()) return r.status();
+      auto a = parse_listen_address(*r);
+      if (!a.ok()) return config_error(source, v, key, a.status().message());
+      if (!a->unix_path.empty()) return config_error(source, v, key, "expected HOST:PORT");
+      c->metrics_listen = *r;
     } else if (key == "cache-kib") {
       SMIMEA_RETURN_IF_ERROR(set_u32(&c->cache_kib, 256, 16 * 1024 * 1024));
     } else if (key == "api") {

@@ -341,3 +341,28 @@ TEST(ApiConfig, BadValuesNameTheKey) {
 
 }  // namespace
 }  // namespace smimea
+
+namespace smimea {
+namespace {
+
+TEST(MetricsListen, OffByDefault) { EXPECT_EQ(parse_ok("database: x.db\n").metrics_listen, ""); }
+
+TEST(MetricsListen, HostAndPort) {
+  EXPECT_EQ(parse_ok("database: x.db\nmetrics-listen: 127.0.0.1:9120\n").metrics_listen,
+            "127.0.0.1:9120");
+  EXPECT_EQ(parse_ok("database: x.db\nmetrics-listen: '[::1]:9120'\n").metrics_listen,
+            "[::1]:9120");
+  EXPECT_EQ(parse_ok("database: x.db\nmetrics-listen: 192.0.2.7:9120\n").metrics_listen,
+            "192.0.2.7:9120");
+}
+
+TEST(MetricsListen, BadValuesNameFileLineAndKey) {
+  for (const char* bad : {"localhost:9120", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536",
+                          "unix:/run/smimea/metrics.sock", "::1:9120", "[a, b]", "''"}) {
+    const std::string e = parse_error(std::string("database: x.db\nmetrics-listen: ") + bad + "\n");
+    EXPECT_NE(e.find("test.yaml:2: metrics-listen"), std::string::npos) << bad << " -> " << e;
+  }
+}
+
+}  // namespace
+}  // namespace smimea
