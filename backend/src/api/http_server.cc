@@ -5,9 +5,13 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
@@ -191,7 +195,7 @@ MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, co
     return handle_request(cls, connection, url, method, version, upload_data, upload_data_size,
                           state);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "smimea-api: error: %s %s: %s\n", method, url, e.what());
+    std::fprintf(stderr, "http: error: %s %s: %s\n", method, url, e.what());
   }
   auto* c = static_cast<Connection*>(*state);
   if (c == nullptr || c->answered) return MHD_NO;
@@ -282,6 +286,64 @@ void log_mhd(void*, const char* format, va_list args) {
 }
 
 }  // namespace
+
+// A bound, listening socket for one listen address.
+Result<int> open_listener(const ListenAddress& a, std::uint32_t socket_mode,
+                          const std::string& text) {
+  auto fail = [&](const char* what) {
+    return Status::config_error(text, std::string(what) + ": " + std::strerror(errno));
+  };
+  if (!a.unix_path.empty()) {
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (a.unix_path.size() >= sizeof sun.sun_path) {
+      return Status::config_error(text, "socket path too long");
+    }
+    std::memcpy(sun.sun_path, a.unix_path.c_str(), a.unix_path.size() + 1);
+    struct stat st {};
+    // A socket left by a previous run is replaced; anything else at the path is not ours.
+    if (::lstat(a.unix_path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) return Status::config_error(text, "exists and is not a socket");
+      ::unlink(a.unix_path.c_str());
+    }
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail("socket");
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0 ||
+        ::chmod(a.unix_path.c_str(), socket_mode) != 0 || ::listen(fd, 1024) != 0) {
+      const Status s = fail("bind");
+      ::close(fd);
+      return s;
+    }
+    return fd;
+  }
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  const bool v6 = a.host.find(':') != std::string::npos;
+  if (v6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(a.port);
+    inet_pton(AF_INET6, a.host.c_str(), &sin6->sin6_addr);
+    len = sizeof *sin6;
+  } else {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(a.port);
+    inet_pton(AF_INET, a.host.c_str(), &sin->sin_addr);
+    len = sizeof *sin;
+  }
+  const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail("socket");
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (v6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+    const Status s = fail("bind");
+    ::close(fd);
+    return s;
+  }
+  return fd;
+}
 
 Result<std::unique_ptr<Server>> Server::start(int fd, bool unix_socket,
                                               const ServerOptions& options, Handler& handler) {

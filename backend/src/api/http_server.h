@@ -1,4 +1,5 @@
-// The HTTP server under smimea-api: libmicrohttpd, one daemon per listening socket, each with
+// The HTTP server of the code base (library smimea_http), under smimea-api and smimea-backend's
+// metrics endpoint (metrics-listen): libmicrohttpd, one daemon per listening socket, each with
 // a pool of threads (epoll). It takes care of HTTP itself (parsing, keep-alive, connection
 // caps, idle timeouts, header size) and hands each request to a Handler twice: once its
 // headers are in, to refuse it before its body is read, and once the body is complete.
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "smimea/config.h"
 #include "smimea/status.h"
 #include "smimea/store.h"
 
@@ -69,6 +71,11 @@ struct ServerOptions {
   // time (slowloris) is cut then.
   std::uint32_t idle_timeout = 10;
 };
+
+// A bound, listening socket (close-on-exec) for a listen address; a unix socket gets mode
+// socket_mode, and replaces a socket left at its path. text names it in errors.
+Result<int> open_listener(const ListenAddress& a, std::uint32_t socket_mode,
+                          const std::string& text);
 
 // One listening socket served by libmicrohttpd until the Server is destroyed.
 class Server {

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
+#include "metrics_endpoint.h"
 #include "server.h"
 #include "smimea/config.h"
 #include "smimea/pdns_semantics.h"
@@ -53,6 +55,32 @@ int main(int argc, char** argv) {
   for (const std::string& w : smimea::PdnsCalls::access_warnings(*config)) {
     spdlog::warn("{}", w);
   }
-  if (pipe_mode) return smimea::remote::run_pipe(*config);
+  if (pipe_mode) {
+    if (!config->metrics_listen.empty()) {
+      spdlog::warn(
+          "metrics-listen {} is ignored with --pipe: pdns starts one process per thread, "
+          "each would count only its own lookups; use --listen (the unix connector)",
+          config->metrics_listen);
+    }
+    return smimea::remote::run_pipe(*config);
+  }
+  std::unique_ptr<smimea::remote::MetricsEndpoint> metrics;
+  if (!config->metrics_listen.empty()) {
+    // The endpoint's threads inherit this mask: the signals that stop the server are read
+    // from run_unix_server's signalfd, never delivered to one of them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    auto endpoint = smimea::remote::start_metrics_endpoint(config->metrics_listen);
+    if (!endpoint.ok()) {
+      spdlog::error("{}", endpoint.status().message());
+      return 2;
+    }
+    metrics = std::move(endpoint).value();
+    spdlog::info("metrics on http://{}/metrics", config->metrics_listen);
+  }
   return smimea::remote::run_unix_server(*config, listen_path);
 }
