@@ -168,6 +168,18 @@ struct CertRecordInfo {
   Bytes data;  // the association data
 };
 
+// One zone's figures for monitoring (Store::zone_stats).
+struct ZoneStats {
+  std::string zone;
+  ZoneMode mode = ZoneMode::kAuthoritative;
+  std::uint32_t serial = 0;
+  std::int64_t updated_at = 0;       // the last change, seconds since the epoch
+  std::uint64_t certificates = 0;    // all of the zone's certificates
+  std::uint64_t expired = 0;         // notAfter before now
+  std::uint64_t within_7_days = 0;   // not expired, notAfter within 7 days of now
+  std::uint64_t within_30_days = 0;  // not expired, notAfter within 30 days (the 7 included)
+};
+
 struct CertInfo {
   std::int64_t id = 0;
   std::string address;
@@ -352,6 +364,10 @@ class Store {
   // exactly in a case-sensitive zone. Returns how many were removed.
   virtual Result<int> remove_certificates(
       std::string_view address, const std::optional<std::array<std::uint8_t, 32>>& fingerprint) = 0;
+
+  // Every zone's figures as of now (seconds since the epoch), ordered by name: one grouped
+  // read of zones and certificates.
+  virtual Result<std::vector<ZoneStats>> zone_stats(std::int64_t now) = 0;
 
  protected:
   Store() = default;

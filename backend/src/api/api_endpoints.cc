@@ -1,5 +1,6 @@
 // The endpoints: each parses its request, calls the provisioning service with the request's
 // token, and serialises the answer. No decision of their own.
+#include <chrono>
 #include <ctime>
 
 #include "api.h"
@@ -289,6 +290,13 @@ Response Api::metrics(Request&) {
   Response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = metrics_.render();
+  // The store's figures: one grouped read per scrape.
+  auto store = stores_.acquire();
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  r.body += render_zone_stats(store.ok() ? (**store).zone_stats(now)
+                                         : Result<std::vector<ZoneStats>>(store.status()));
   return r;
 }
 

@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <sstream>
+#include <string_view>
 
 namespace smimea::api {
 
@@ -63,6 +64,64 @@ std::string Metrics::render() const {
          "# TYPE smimea_api_connections gauge\n"
          "smimea_api_connections "
       << connections_ << '\n';
+  return out.str();
+}
+
+namespace {
+
+// A label value: backslash, double quote and newline escaped (text format 0.0.4).
+std::string label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_zone_stats(const Result<std::vector<ZoneStats>>& stats) {
+  std::ostringstream out;
+  out << "# HELP smimea_api_store_up Whether the store could be read for these figures.\n"
+         "# TYPE smimea_api_store_up gauge\n"
+         "smimea_api_store_up "
+      << (stats.ok() ? 1 : 0) << '\n';
+  if (!stats.ok()) return out.str();
+  out << "# HELP smimea_certificates Certificates published, by zone and state (expiring: "
+         "notAfter within 30 days; expired: past notAfter).\n"
+         "# TYPE smimea_certificates gauge\n";
+  for (const ZoneStats& z : *stats) {
+    const std::string zone = label(z.zone);
+    out << "smimea_certificates{zone=\"" << zone << "\",state=\"valid\"} "
+        << z.certificates - z.expired - z.within_30_days << '\n'
+        << "smimea_certificates{zone=\"" << zone << "\",state=\"expiring\"} " << z.within_30_days
+        << '\n'
+        << "smimea_certificates{zone=\"" << zone << "\",state=\"expired\"} " << z.expired << '\n';
+  }
+  out << "# HELP smimea_certificates_expiring Certificates not expired whose notAfter is within "
+         "7 or 30 days.\n# TYPE smimea_certificates_expiring gauge\n";
+  for (const ZoneStats& z : *stats) {
+    const std::string zone = label(z.zone);
+    out << "smimea_certificates_expiring{zone=\"" << zone << "\",within=\"7d\"} " << z.within_7_days
+        << '\n'
+        << "smimea_certificates_expiring{zone=\"" << zone << "\",within=\"30d\"} "
+        << z.within_30_days << '\n';
+  }
+  out << "# HELP smimea_zone_serial The zone's SOA serial.\n# TYPE smimea_zone_serial gauge\n";
+  for (const ZoneStats& z : *stats) {
+    out << "smimea_zone_serial{zone=\"" << label(z.zone) << "\"} " << z.serial << '\n';
+  }
+  out << "# HELP smimea_zone_last_change_timestamp_seconds When the zone last changed.\n"
+         "# TYPE smimea_zone_last_change_timestamp_seconds gauge\n";
+  for (const ZoneStats& z : *stats) {
+    out << "smimea_zone_last_change_timestamp_seconds{zone=\"" << label(z.zone) << "\"} "
+        << z.updated_at << '\n';
+  }
   return out.str();
 }
 

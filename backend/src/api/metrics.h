@@ -1,6 +1,7 @@
 // smimea-api's metrics in the Prometheus text format (version 0.0.4): requests by endpoint and
 // status, their durations, certificates published and removed, refusals of tokens and of the
-// rate limit, open connections. Thread-safe.
+// rate limit, open connections (Metrics, thread-safe); and the store's figures per zone
+// (render_zone_stats). Written by hand: a few counters and gauges, no client library.
 #pragma once
 
 #include <array>
@@ -10,6 +11,9 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "smimea/store.h"
 
 namespace smimea::api {
 
@@ -40,5 +44,11 @@ class Metrics {
   std::atomic<std::uint64_t> rate_limited_{0};
   std::atomic<std::int64_t> connections_{0};
 };
+
+// Per zone, from Store::zone_stats (now: seconds since the epoch): smimea_certificates{zone,
+// state="valid|expiring|expired"} (expiring: within 30 days), smimea_certificates_expiring{zone,
+// within="7d|30d"}, smimea_zone_serial{zone}, smimea_zone_last_change_timestamp_seconds{zone};
+// and smimea_api_store_up (0 when stats is an error, with no per-zone figures).
+std::string render_zone_stats(const Result<std::vector<ZoneStats>>& stats);
 
 }  // namespace smimea::api

@@ -380,4 +380,34 @@ Status SqliteStore::integrity_check() {
   return Status();
 }
 
+Result<std::vector<ZoneStats>> SqliteStore::zone_stats(std::int64_t now) {
+  // One pass over certificates (idx_certificates_zone), grouped by zone; zones without
+  // certificates too. Run for a scrape, not per query: prepared each time.
+  Statement st;
+  SMIMEA_RETURN_IF_ERROR(st.prepare(
+      impl_->db.get(),
+      "SELECT z.name, z.mode, z.serial, z.updated_at, count(c.id), "
+      "coalesce(sum(c.not_after < ?1), 0), "
+      "coalesce(sum(c.not_after >= ?1 AND c.not_after < ?1 + 7 * 86400), 0), "
+      "coalesce(sum(c.not_after >= ?1 AND c.not_after < ?1 + 30 * 86400), 0) "
+      "FROM zones z LEFT JOIN certificates c ON c.zone_id = z.id GROUP BY z.id ORDER BY z.name"));
+  st.bind(1, now);
+  std::vector<ZoneStats> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    ZoneStats z;
+    z.zone.assign(st.text(0));
+    z.mode = st.text(1) == "overlay" ? ZoneMode::kOverlay : ZoneMode::kAuthoritative;
+    z.serial = static_cast<std::uint32_t>(st.int64(2));
+    z.updated_at = st.int64(3);
+    z.certificates = static_cast<std::uint64_t>(st.int64(4));
+    z.expired = static_cast<std::uint64_t>(st.int64(5));
+    z.within_7_days = static_cast<std::uint64_t>(st.int64(6));
+    z.within_30_days = static_cast<std::uint64_t>(st.int64(7));
+    out.push_back(std::move(z));
+  }
+  if (rc != SQLITE_DONE) return impl_->error("zone statistics");
+  return out;
+}
+
 }  // namespace smimea

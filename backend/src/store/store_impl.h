@@ -64,6 +64,7 @@ class SqliteStore final : public Store {
   Result<int> remove_certificates(
       std::string_view address,
       const std::optional<std::array<std::uint8_t, 32>>& fingerprint) override;
+  Result<std::vector<ZoneStats>> zone_stats(std::int64_t now) override;
 
  private:
   Status read_scopes(Token* token);
