@@ -768,7 +768,7 @@ def test_certificate_formats(env, tmp_path):
     msg = tmp_path / "msg.txt"
     msg.write_text("Subject: hello\r\n\r\nhello\r\n")
     mail = openssl("smime", "-sign", "-in", msg, "-signer", cert.pem, "-inkey", cert.key,
-                   "-nodetach").decode()
+                   "-nodetach", "-from", cert.address).decode()
     for text in (base64.b64encode(cert.der).decode(), p7_pem,
                  base64.b64encode(p7_der).decode(), mail):
         with unchanged(env.store):
