@@ -1,13 +1,16 @@
-// Fuzzes certificate input (PEM, DER, PKCS#7): any bytes give certificates or one error, and
-// every parsed certificate yields association data for all selector/matching combinations.
+// Fuzzes certificate input (PEM, DER, PKCS#7, signed mails): any bytes give certificates or one
+// error, and every parsed certificate yields association data for all selector/matching
+// combinations. A mail's From field is read from any bytes without failing.
 #include <cassert>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "smimea/cert.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
+  for (const std::string& from : smimea::mail_from_addresses(input)) assert(!from.empty());
   auto certs = smimea::parse_certificates(input, "fuzz", 1 << 20);
   if (!certs.ok()) {
     assert(!certs.status().message().empty());
