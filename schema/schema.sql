@@ -1,4 +1,4 @@
--- SMIMEA certificate store, schema version 5 (the full schema of a new store).
+-- SMIMEA certificate store, schema version 6 (the full schema of a new store).
 -- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
 -- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
 --
@@ -20,7 +20,10 @@ CREATE TABLE zones (
   -- Version 4. 0: local-parts are compared ignoring ASCII letter case (Alice@ and alice@ are
   -- one mailbox, stored under its first spelling, published at the exact and the lower-cased
   -- owner names); 1: compared exactly, no lower-cased owner name.
-  case_sensitive  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive IN (0, 1))
+  case_sensitive  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive IN (0, 1)),
+  -- Version 6. When the serial last moved: a certificate that expires after that changes what
+  -- a withdrawing server serves (expired-certificates: withdraw), so the serial moves again.
+  serial_changed_at INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE certificates (
@@ -44,6 +47,7 @@ CREATE TABLE certificates (
 CREATE INDEX idx_certificates_zone ON certificates (zone_id);
 CREATE INDEX idx_certificates_address ON certificates (address COLLATE NOCASE);
 CREATE INDEX idx_certificates_fingerprint ON certificates (fingerprint);  -- version 5
+CREATE INDEX idx_certificates_not_after ON certificates (not_after);      -- version 6
 
 CREATE TABLE records (
   id             INTEGER PRIMARY KEY,
@@ -55,6 +59,9 @@ CREATE TABLE records (
   matching_type  INTEGER NOT NULL CHECK (matching_type BETWEEN 0 AND 2),
   ttl            INTEGER NOT NULL CHECK (ttl BETWEEN 0 AND 2147483647),  -- one per owner
   data           BLOB    NOT NULL,
+  -- Version 6: the certificate's not_after, so that a lookup that leaves out expired
+  -- certificates' records (expired-certificates: withdraw) is still one indexed read.
+  not_after      INTEGER NOT NULL DEFAULT 9223372036854775807,
   UNIQUE (certificate_id, owner, usage, selector, matching_type)
 );
 -- The query path: WHERE zone_id = ? AND owner = ?; also zone listings in owner order.
@@ -116,4 +123,4 @@ CREATE TABLE token_scopes (
   PRIMARY KEY (token_id, kind, value)
 );
 
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;

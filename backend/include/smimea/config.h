@@ -91,6 +91,10 @@ struct Config {
   std::string metrics_listen;
   // SQLite page cache per connection, in KiB. Default: 65536 (64 MiB).
   std::uint32_t cache_kib = 65536;
+  // expired-certificates: keep (false, the default) serves a certificate's records after its
+  // notAfter, until it is removed; withdraw (true) stops serving them the second after, and
+  // the zone's serial moves so that secondaries follow (README, "Expired certificates").
+  bool withdraw_expired = false;
   ApiConfig api;
 };
 

@@ -59,6 +59,9 @@ struct KeyStoreOptions {
   // How long a call waits for a store locked by another writer. Default: 1000 ms, under
   // pdns's remote-backend timeout (2000 ms).
   std::uint32_t busy_timeout_ms = 1000;
+  // The NSEC neighbours leave out the records of expired certificates (expired-certificates:
+  // withdraw), like the query path's Store.
+  bool withdraw_expired = false;
 };
 
 class KeyStore {
@@ -97,6 +100,15 @@ class KeyStore {
   // is no longer in getUpdatedMasters until its serial moves again. The serial itself does not
   // move. NotFound if there is no such zone.
   virtual Status set_notified(std::int64_t zone_id, std::uint32_t serial) = 0;
+
+  // --- expired certificates (expired-certificates: withdraw) ---
+
+  // Moves the serial of each authoritative zone that holds a certificate whose notAfter
+  // passed since the zone's serial last moved (before `now`, at or after the last move): what
+  // a withdrawing server serves changed then. Safe to run from several processes: a zone
+  // moves once per expiry. Returns the earliest notAfter at or after `now` (none: no
+  // certificate expires later), after which it should run again.
+  virtual Result<std::optional<std::int64_t>> move_serials_of_expired(std::int64_t now) = 0;
 
   // TSIG keys, by name (any case, trailing dot optional). NotFound if there is no such key.
   virtual Result<TsigKey> get_tsig_key(std::string_view name) = 0;

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -117,6 +118,15 @@ class PdnsCalls {
   // Warnings, one sentence each, if the store's files are accessible to other users (see
   // Store::access_warnings): for the adapter to log once at start.
   static std::vector<std::string> access_warnings(const Config& config);
+  // With expired-certificates: withdraw, starts (once per process; later calls do nothing)
+  // the thread that moves a zone's serial when one of its certificates expires, so that
+  // secondaries and caches follow the answers, which leave it out from that second on
+  // (KeyStore::move_serials_of_expired). It wakes at the next notAfter, and at least every
+  // kExpiryRecheck for certificates added meanwhile; log receives its errors (once until it
+  // succeeds again). Several processes may run it on one store. Call it after the process
+  // has forked.
+  static constexpr int kExpiryRecheckSeconds = 10;
+  static void watch_expiry(const Config& config, std::function<void(const std::string&)> log);
 
   ~PdnsCalls();
   PdnsCalls(const PdnsCalls&) = delete;

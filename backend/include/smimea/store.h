@@ -28,7 +28,7 @@
 namespace smimea {
 
 // Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 enum class ZoneMode : std::uint8_t {
   kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
@@ -207,6 +207,9 @@ struct StoreOptions {
   // made a 1.8 GB store (1M owners) 18% slower than a 180 MB one.
   std::uint64_t mmap_bytes = std::uint64_t{1} << 40;
   std::size_t max_rrset_bytes = 32768;
+  // Leave out the records of certificates past their notAfter (expired-certificates:
+  // withdraw) in lookups, zone listings and a zone's has_records.
+  bool withdraw_expired = false;
 };
 
 // What a connection is for. Each use takes its options from the configuration in one place
@@ -308,6 +311,11 @@ class Store {
 
   // Certificates filtered by mailbox (an address as printed, compared as its zone compares
   // local-parts), zone name and SHA2-256 fingerprint; any may be empty.
+  // The certificates whose notAfter is before `before` (seconds since the epoch), in zone
+  // `zone` (a name; empty: every zone), soonest first, without their records: one range of
+  // idx_certificates_not_after (smimea-ctl check-expiry).
+  virtual Result<std::vector<CertInfo>> certificates_expiring_before(std::int64_t before,
+                                                                     std::string_view zone) = 0;
   virtual Result<std::vector<CertInfo>> list_certificates(
       std::string_view address, std::string_view zone,
       const std::optional<std::array<std::uint8_t, 32>>& fingerprint = std::nullopt) = 0;

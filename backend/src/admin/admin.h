@@ -59,5 +59,9 @@ void add_cert_commands(CLI::App& app, Context& ctx);
 void add_misc_commands(CLI::App& app, Context& ctx);
 void add_lookup_commands(CLI::App& app, Context& ctx);
 void add_token_commands(CLI::App& app, Context& ctx);
+void add_expiry_commands(CLI::App& app, Context& ctx);
+// For a usage error: 3 (UNKNOWN) after printing the monitoring line if the command is
+// check-expiry, otherwise -1.
+int check_expiry_usage_error(CLI::App& app, const std::string& message);
 
 }  // namespace smimea::admin

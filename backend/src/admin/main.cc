@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_misc_commands(app, ctx);
   add_lookup_commands(app, ctx);
   add_token_commands(app, ctx);
+  add_expiry_commands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (int code = check_expiry_usage_error(app, e.what()); code >= 0) return code;
     std::cerr << "smimea-ctl: " << e.what() << " (see smimea-ctl --help)\n";
     return kExitUsage;
   }

@@ -320,6 +320,13 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
       c->metrics_listen = *r;
     } else if (key == "cache-kib") {
       SMIMEA_RETURN_IF_ERROR(set_u32(&c->cache_kib, 256, 16 * 1024 * 1024));
+    } else if (key == "expired-certificates") {
+      auto r = get_string(source, v, key);
+      if (!r.ok()) return r.status();
+      if (*r != "keep" && *r != "withdraw") {
+        return config_error(source, v, key, "expected keep or withdraw");
+      }
+      c->withdraw_expired = *r == "withdraw";
     } else if (key == "api") {
       SMIMEA_RETURN_IF_ERROR(apply_api(source, v, &c->api));
     } else {

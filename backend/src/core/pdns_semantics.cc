@@ -49,6 +49,7 @@ KeyStoreOptions writer_options(const Config& config) {
   KeyStoreOptions options;
   // Writers (pdnsutil, smimea-ctl) hold the lock for milliseconds; stay under pdns's 2 s.
   options.busy_timeout_ms = std::max<std::uint32_t>(config.busy_timeout_ms, 1000);
+  options.withdraw_expired = config.withdraw_expired;
   return options;
 }
 

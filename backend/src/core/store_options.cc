@@ -9,6 +9,7 @@ StoreOptions store_options(const Config& config, StoreUse use) {
       options.read_only = true;
       options.busy_timeout_ms = config.busy_timeout_ms;
       options.cache_kib = config.cache_kib;
+      options.withdraw_expired = config.withdraw_expired;
       break;
     case StoreUse::kWriter:
       // A change is one transaction, an import possibly of millions of certificates: a fixed
@@ -21,6 +22,7 @@ StoreOptions store_options(const Config& config, StoreUse use) {
       break;
     case StoreUse::kInspector:
       options.read_only = true;
+      options.withdraw_expired = config.withdraw_expired;  // export: what the servers serve
       break;
   }
   return options;

@@ -197,6 +197,9 @@ class SmimeaBackend : public DNSBackend {
         g_log << Logger::Warning << "[smimea] " << w << std::endl;
       }
     });
+    smimea::PdnsCalls::watch_expiry(*config_, [](const std::string& message) {
+      g_log << Logger::Error << "[smimea] " << message << std::endl;
+    });
     calls_ = std::move(calls).value();
   }
 

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   for (const std::string& w : smimea::PdnsCalls::access_warnings(*config)) {
     spdlog::warn("{}", w);
   }
+  smimea::PdnsCalls::watch_expiry(*config,
+                                  [](const std::string& message) { spdlog::error("{}", message); });
   if (pipe_mode) {
     if (!config->metrics_listen.empty()) {
       spdlog::warn(

@@ -46,6 +46,7 @@ class SqliteKeyStore final : public KeyStore {
   Status set_domain_metadata(std::string_view zone, std::string_view kind,
                              const std::vector<std::string>& values) override;
   Status set_notified(std::int64_t zone_id, std::uint32_t serial) override;
+  Result<std::optional<std::int64_t>> move_serials_of_expired(std::int64_t now) override;
   Result<TsigKey> get_tsig_key(std::string_view name) override;
   Result<std::vector<TsigKey>> get_tsig_keys() override;
   Status set_tsig_key(const TsigKey& key) override;
@@ -64,6 +65,10 @@ class SqliteKeyStore final : public KeyStore {
   Status write_begin();
   Status write_end(Status status);
   Status bump_serial(std::int64_t zone_id);
+  // The smallest records.not_after served now (see detail::served_since).
+  std::int64_t served_since() const {
+    return options_.withdraw_expired ? static_cast<std::int64_t>(std::time(nullptr)) : INT64_MIN;
+  }
 
   std::string path_;
   KeyStoreOptions options_;
@@ -76,7 +81,7 @@ struct SqliteKeyStore::Impl {
   DbPtr db;  // declared first: the statements below are finalised before it closes
   Statement find_zone, get_keys, add_key, remove_key, set_active, set_published, get_all_meta,
       get_meta, delete_meta, insert_meta, bump_serial, neighbours, first_owner, set_notified,
-      get_tsig, get_tsigs, set_tsig, delete_tsig;
+      get_tsig, get_tsigs, set_tsig, delete_tsig, expired_zones, move_expired, next_expiry;
 
   Status exec(const char* sql, std::string_view what) {
     if (sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -175,7 +180,8 @@ Status SqliteKeyStore::bump_serial(std::int64_t zone_id) {
   SMIMEA_RETURN_IF_ERROR(s.prepare(
       impl_->db.get(),
       "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 ELSE "
-      "(serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1 OR (mode = 'authoritative' "
+      "(serial + 1) % 4294967296 END, updated_at = ?2, serial_changed_at = ?2 WHERE id = ?1 OR "
+      "(mode = 'authoritative' "
       "AND name = (SELECT substr(c.name, 12) FROM zones c WHERE c.id = ?1 AND c.mode = "
       "'authoritative' AND substr(c.name, 1, 11) = '_smimecert.'))"));
   s.bind(1, zone_id);
@@ -483,11 +489,12 @@ Result<OwnerNeighbours> SqliteKeyStore::owner_neighbours(std::int64_t zone_id,
   Statement& s = impl_->neighbours;
   SMIMEA_RETURN_IF_ERROR(s.prepare(
       impl_->db.get(),
-      "SELECT (SELECT owner FROM records WHERE zone_id = ?1 AND owner <= ?2 ORDER BY owner DESC "
-      "LIMIT 1), (SELECT owner FROM records WHERE zone_id = ?1 AND owner > ?2 ORDER BY owner "
-      "LIMIT 1)"));
+      "SELECT (SELECT owner FROM records WHERE zone_id = ?1 AND owner <= ?2 AND not_after >= ?3 "
+      "ORDER BY owner DESC LIMIT 1), (SELECT owner FROM records WHERE zone_id = ?1 AND owner > "
+      "?2 AND not_after >= ?3 ORDER BY owner LIMIT 1)"));
   s.bind(1, zone_id);
   s.bind_blob(2, bound.data(), bound.size());
+  s.bind(3, served_since());
   if (s.step() != SQLITE_ROW) {
     Status error = impl_->error("nsec neighbours");
     s.reset();
@@ -508,8 +515,10 @@ Result<std::optional<OwnerHash>> SqliteKeyStore::first_owner(std::int64_t zone_i
   SMIMEA_RETURN_IF_ERROR(open());
   Statement& s = impl_->first_owner;
   SMIMEA_RETURN_IF_ERROR(s.prepare(
-      impl_->db.get(), "SELECT owner FROM records WHERE zone_id = ?1 ORDER BY owner LIMIT 1"));
+      impl_->db.get(),
+      "SELECT owner FROM records WHERE zone_id = ?1 AND not_after >= ?2 ORDER BY owner LIMIT 1"));
   s.bind(1, zone_id);
+  s.bind(2, served_since());
   const int rc = s.step();
   std::optional<OwnerHash> out;
   if (rc == SQLITE_ROW && s.bytes(0) == kOwnerHashLen) {
@@ -522,6 +531,59 @@ Result<std::optional<OwnerHash>> SqliteKeyStore::first_owner(std::int64_t zone_i
     return error;
   }
   s.reset();
+  return out;
+}
+
+Result<std::optional<std::int64_t>> SqliteKeyStore::move_serials_of_expired(std::int64_t now) {
+  SMIMEA_RETURN_IF_ERROR(open());
+  if (in_transaction_) return Status::conflict("move serials", "a transaction is open");
+  sqlite3* db = impl_->db.get();
+  // A read first: most runs find nothing, and need no write lock. The range on
+  // idx_certificates_not_after starts at the oldest serial change of any zone.
+  Statement& find = impl_->expired_zones;
+  SMIMEA_RETURN_IF_ERROR(find.prepare(
+      db,
+      "SELECT DISTINCT z.id FROM certificates c JOIN zones z ON z.id = c.zone_id WHERE "
+      "c.not_after < ?1 AND c.not_after >= (SELECT min(serial_changed_at) FROM zones) AND "
+      "c.not_after >= z.serial_changed_at AND z.mode = 'authoritative'"));
+  find.bind(1, now);
+  std::vector<std::int64_t> zones;
+  int rc;
+  while ((rc = find.step()) == SQLITE_ROW) zones.push_back(find.int64(0));
+  find.reset();
+  if (rc != SQLITE_DONE) return impl_->error("find zones with expired certificates");
+  if (!zones.empty()) {
+    SMIMEA_RETURN_IF_ERROR(write_begin());
+    Status s = [&] {
+      // The same rule as every serial change (bump_serial), checked again inside the write
+      // transaction: another process may have moved it since the read.
+      Statement& move = impl_->move_expired;
+      SMIMEA_RETURN_IF_ERROR(move.prepare(
+          db,
+          "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 ELSE "
+          "(serial + 1) % 4294967296 END, updated_at = ?2, serial_changed_at = ?2 WHERE id = ?1 "
+          "AND EXISTS (SELECT 1 FROM certificates c WHERE c.zone_id = ?1 AND c.not_after < ?2 "
+          "AND c.not_after >= zones.serial_changed_at)"));
+      for (const std::int64_t zone_id : zones) {
+        move.bind(1, zone_id);
+        move.bind(2, now);
+        const int step = move.step();
+        move.reset();
+        if (step != SQLITE_DONE) return impl_->error("move serial after expiry");
+      }
+      return Status();
+    }();
+    SMIMEA_RETURN_IF_ERROR(write_end(std::move(s)));
+  }
+  Statement& next = impl_->next_expiry;
+  SMIMEA_RETURN_IF_ERROR(
+      next.prepare(db, "SELECT min(not_after) FROM certificates WHERE not_after >= ?1"));
+  next.bind(1, now);
+  rc = next.step();
+  std::optional<std::int64_t> out;
+  if (rc == SQLITE_ROW && !next.is_null(0)) out = next.int64(0);
+  next.reset();
+  if (rc != SQLITE_ROW) return impl_->error("next expiry");
   return out;
 }
 

@@ -77,11 +77,13 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
 
 Status SqliteStore::find_records(std::int64_t zone_id, const OwnerHash& owner, OwnerRecords* out) {
   Statement& s = impl_->find_records;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
-                                   "SELECT usage, selector, matching_type, ttl, data FROM records "
-                                   "WHERE zone_id = ?1 AND owner = ?2 ORDER BY id"));
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(),
+                "SELECT usage, selector, matching_type, ttl, data FROM records "
+                "WHERE zone_id = ?1 AND owner = ?2 AND not_after >= ?3 ORDER BY id"));
   s.bind(1, zone_id);
   s.bind_blob(2, owner.data(), owner.size());
+  s.bind(3, detail::served_since(impl_->options));
   // Certificates that give an owner the same record (the same RDATA) publish it once, the
   // first by id. An owner has one or a few rows: comparing each with the rows before it costs
   // less than SQL's correlated NOT EXISTS (a second index search per row), which list_zone
@@ -121,10 +123,10 @@ Result<bool> SqliteStore::data_changed() {
 
 namespace {
 
-// The columns read_zone() reads.
+// The columns read_zone() reads; ?9 is served_since().
 constexpr std::string_view kZoneColumns =
     "SELECT id, name, mode, serial, notified_serial, EXISTS (SELECT 1 FROM records r WHERE "
-    "r.zone_id = z.id), kind, case_sensitive FROM zones z";
+    "r.zone_id = z.id AND r.not_after >= ?9), kind, case_sensitive FROM zones z";
 
 Zone read_zone(const Statement& s) {
   Zone z;
@@ -144,6 +146,7 @@ Zone read_zone(const Statement& s) {
 Status SqliteStore::load_zones(std::vector<Zone>* zones) {
   Statement& s = impl_->load_zones;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), std::string(kZoneColumns) + " ORDER BY name"));
+  s.bind(9, detail::served_since(impl_->options));
   std::vector<Zone> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_zone(s));
@@ -212,12 +215,14 @@ Result<std::unique_ptr<ZoneCursor>> SqliteStore::open_zone_cursor(std::int64_t z
   // (zone_id, owner) index order, rowid last: no sort, rows come as the index is walked.
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "SELECT owner, usage, selector, matching_type, ttl, data "
-                                   "FROM records r WHERE zone_id = ?1 AND NOT EXISTS ("
-                                   "SELECT 1 FROM records d WHERE d.zone_id = ?1 AND "
-                                   "d.owner = r.owner AND d.id < r.id AND d.usage = r.usage AND "
-                                   "d.selector = r.selector AND d.matching_type = "
-                                   "r.matching_type AND d.data = r.data) ORDER BY owner, id"));
+                                   "FROM records r WHERE zone_id = ?1 AND not_after >= ?2 AND "
+                                   "NOT EXISTS (SELECT 1 FROM records d WHERE d.zone_id = ?1 AND "
+                                   "d.owner = r.owner AND d.id < r.id AND d.not_after >= ?2 AND "
+                                   "d.usage = r.usage AND d.selector = r.selector AND "
+                                   "d.matching_type = r.matching_type AND d.data = r.data) "
+                                   "ORDER BY owner, id"));
   s.bind(1, zone_id);
+  s.bind(2, detail::served_since(impl_->options));
   return std::unique_ptr<ZoneCursor>(new SqliteZoneCursor(impl_->db.get(), s, impl_->cursor_open));
 }
 
@@ -272,6 +277,7 @@ Result<Zone> SqliteStore::find_zone(std::string_view name) {
   SMIMEA_RETURN_IF_ERROR(
       s.prepare(impl_->db.get(), std::string(kZoneColumns) + " WHERE name = ?1"));
   s.bind_text(1, name);
+  s.bind(9, detail::served_since(impl_->options));
   const int rc = s.step();
   if (rc == SQLITE_DONE) {
     s.reset();
@@ -303,6 +309,50 @@ Result<std::optional<std::string>> SqliteStore::mailbox_address(const Zone& zone
   return found;
 }
 
+namespace {
+
+// The columns of a certificate row, as read_certificate() reads them.
+constexpr std::string_view kCertificateColumns =
+    "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
+    "c.not_before, c.not_after, c.created_at, c.domain, c.changed_by FROM certificates c "
+    "JOIN zones z ON z.id = c.zone_id";
+
+CertInfo read_certificate(const Statement& certs) {
+  CertInfo info;
+  info.id = certs.int64(0);
+  info.address.assign(certs.text(1));
+  info.zone.assign(certs.text(2));
+  if (certs.bytes(3) == info.fingerprint.size()) {
+    std::copy(certs.blob(3), certs.blob(3) + info.fingerprint.size(), info.fingerprint.begin());
+  }
+  info.subject.assign(certs.text(4));
+  info.issuer.assign(certs.text(5));
+  info.serial.assign(certs.text(6));
+  info.not_before = certs.int64(7);
+  info.not_after = certs.int64(8);
+  info.created_at = certs.int64(9);
+  info.changed_by.assign(certs.text(11));
+  return info;
+}
+
+}  // namespace
+
+Result<std::vector<CertInfo>> SqliteStore::certificates_expiring_before(std::int64_t before,
+                                                                        std::string_view zone) {
+  Statement certs;
+  SMIMEA_RETURN_IF_ERROR(
+      certs.prepare(impl_->db.get(), std::string(kCertificateColumns) +
+                                         " WHERE c.not_after < ?1 AND (?2 = '' OR z.name = ?2) "
+                                         "ORDER BY c.not_after, c.address"));
+  certs.bind(1, before);
+  certs.bind_text(2, zone);
+  std::vector<CertInfo> out;
+  int rc;
+  while ((rc = certs.step()) == SQLITE_ROW) out.push_back(read_certificate(certs));
+  if (rc != SQLITE_DONE) return impl_->error("list expiring certificates");
+  return out;
+}
+
 Result<std::vector<CertInfo>> SqliteStore::list_certificates(
     std::string_view address, std::string_view zone,
     const std::optional<std::array<std::uint8_t, 32>>& fingerprint) {
@@ -310,10 +360,7 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(
   // Only the filters given: "(?1 = '' OR address = ?1)" would keep SQLite from using
   // idx_certificates_address, and listing one address would scan every certificate. With both,
   // the unary + keeps the planner on the address's few rows rather than the zone's many.
-  std::string sql =
-      "SELECT c.id, c.address, z.name, c.fingerprint, c.subject, c.issuer, c.serial, "
-      "c.not_before, c.not_after, c.created_at, c.domain, c.changed_by FROM certificates c "
-      "JOIN zones z ON z.id = c.zone_id WHERE 1";
+  std::string sql = std::string(kCertificateColumns) + " WHERE 1";
   // The mailbox: the address ignoring ASCII letter case (NOCASE), exactly in a case-sensitive
   // zone.
   if (!address.empty()) {
@@ -331,21 +378,8 @@ Result<std::vector<CertInfo>> SqliteStore::list_certificates(
   std::vector<CertInfo> out;
   int rc;
   while ((rc = certs.step()) == SQLITE_ROW) {
-    CertInfo info;
-    info.id = certs.int64(0);
-    info.address.assign(certs.text(1));
-    info.zone.assign(certs.text(2));
-    if (certs.bytes(3) == info.fingerprint.size()) {
-      std::copy(certs.blob(3), certs.blob(3) + info.fingerprint.size(), info.fingerprint.begin());
-    }
-    info.subject.assign(certs.text(4));
-    info.issuer.assign(certs.text(5));
-    info.serial.assign(certs.text(6));
-    info.not_before = certs.int64(7);
-    info.not_after = certs.int64(8);
-    info.created_at = certs.int64(9);
+    CertInfo info = read_certificate(certs);
     const std::string domain(certs.text(10));
-    info.changed_by.assign(certs.text(11));
     SMIMEA_RETURN_IF_ERROR(recs.prepare(db,
                                         "SELECT owner, usage, selector, matching_type, ttl, "
                                         "data FROM records WHERE certificate_id = ?1 "

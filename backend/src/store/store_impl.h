@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,12 @@ namespace smimea {
 
 namespace detail {
 inline std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+// The smallest records.not_after that is served now: the current time when expired
+// certificates are withdrawn (a certificate is valid through its notAfter second, RFC 5280
+// section 4.1.2.5), otherwise any.
+inline std::int64_t served_since(const StoreOptions& options) {
+  return options.withdraw_expired ? now_seconds() : INT64_MIN;
+}
 }  // namespace detail
 
 // The SQLite implementation of Store (the interface the core owns: smimea/store.h).
@@ -41,6 +48,8 @@ class SqliteStore final : public Store {
   Result<Zone> find_zone(std::string_view name) override;
   Result<std::optional<std::string>> mailbox_address(const Zone& zone,
                                                      std::string_view address) override;
+  Result<std::vector<CertInfo>> certificates_expiring_before(std::int64_t before,
+                                                             std::string_view zone) override;
   Result<std::vector<CertInfo>> list_certificates(
       std::string_view address, std::string_view zone,
       const std::optional<std::array<std::uint8_t, 32>>& fingerprint) override;

@@ -29,7 +29,8 @@ Status SqliteStore::commit() {
     SMIMEA_RETURN_IF_ERROR(
         s.prepare(impl_->db.get(),
                   "UPDATE zones SET serial = CASE WHEN ?2 > serial AND ?2 <= 4294967295 THEN ?2 "
-                  "ELSE (serial + 1) % 4294967296 END, updated_at = ?2 WHERE id = ?1"));
+                  "ELSE (serial + 1) % 4294967296 END, updated_at = ?2, serial_changed_at = ?2 "
+                  "WHERE id = ?1"));
     s.bind(1, zone_id);
     s.bind(2, now_seconds());
     if (s.step() != SQLITE_DONE) return impl_->error("bump serial");
@@ -120,8 +121,8 @@ Result<Zone> SqliteStore::add_zone(std::string_view name, ZoneMode mode, ZoneKin
   Statement& s = impl_->add_zone;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "INSERT INTO zones (name, mode, serial, created_at, "
-                                   "updated_at, kind, case_sensitive) VALUES (?1, ?2, ?3, ?3, ?3, "
-                                   "?4, ?5)"));
+                                   "updated_at, kind, case_sensitive, serial_changed_at) VALUES "
+                                   "(?1, ?2, ?3, ?3, ?3, ?4, ?5, ?3)"));
   s.bind_text(1, name);
   const std::string_view mode_name = zone_mode_name(mode);
   s.bind_text(2, mode_name);
@@ -467,7 +468,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
     SMIMEA_RETURN_IF_ERROR(ins.prepare(
         db,
         "INSERT INTO records (certificate_id, zone_id, owner, usage, selector, matching_type, "
-        "ttl, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+        "ttl, data, not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     ins.bind(1, cert_id);
     ins.bind(2, zone.id);
     ins.bind_blob(3, rec->owner.data(), rec->owner.size());
@@ -476,6 +477,7 @@ Result<AddResult> SqliteStore::add_certificate(const Zone& zone, const NewCertif
     ins.bind(6, static_cast<int>(rec->params.matching_type));
     ins.bind(7, ttl);
     ins.bind_blob(8, rec->data.data(), rec->data.size());
+    ins.bind(9, cert.not_after);
     if (ins.step() != SQLITE_DONE) return impl_->error("insert record for " + cert.address);
     ++result.records_added;
   }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 
+#include "../sqlite_files.h"
 #include "../store_util.h"
 #include "../test_util.h"
 #include "smimea/hex.h"
@@ -20,6 +21,7 @@ namespace smimea {
 namespace {
 
 using test::new_certificate;
+using test::raw_int;
 using test::StoreFixture;
 using test::TempDir;
 
@@ -28,20 +30,6 @@ const char* const kKeyContent =
     "Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\n"
     "PrivateKey: Lm8zVVxQhVkX7KW0bq8mbTQjq4bCb2dZ1d8zPm4fQhE=\n";
 
-std::int64_t raw_int(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  std::int64_t out = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
-    if (sqlite3_step(stmt) == SQLITE_ROW) out = sqlite3_column_int64(stmt, 0);
-  } else {
-    ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
 
 DomainKey key(std::uint32_t flags, bool active = true, bool published = true) {
   DomainKey k;

@@ -1,0 +1,18 @@
+-- Version 6: expired certificates may be withdrawn (expired-certificates: withdraw).
+--
+-- records.not_after: the notAfter of the record's certificate, copied so that a lookup stays
+-- one read of idx_records_zone_owner when it leaves out the records of expired certificates.
+ALTER TABLE records ADD COLUMN not_after INTEGER NOT NULL DEFAULT 9223372036854775807;
+UPDATE records SET not_after = (SELECT c.not_after FROM certificates c
+                                WHERE c.id = records.certificate_id);
+
+-- zones.serial_changed_at: when the serial last moved. A certificate that expires after that
+-- changes what a withdrawing server serves, so the serial must move again (Store::
+-- bump_expired_serials).
+ALTER TABLE zones ADD COLUMN serial_changed_at INTEGER NOT NULL DEFAULT 0;
+UPDATE zones SET serial_changed_at = updated_at;
+
+-- The certificates that expire next, and those that expired since a moment.
+CREATE INDEX idx_certificates_not_after ON certificates (not_after);
+
+PRAGMA user_version = 6;
