@@ -133,11 +133,16 @@ class Batch {
   // Publishes certs (a bundle may carry the chain) for address: usages 1/3 go to the
   // certificates that name it, 0/2 to the CAs that issued them. source names the input in
   // messages. A refusal changes nothing of the batch.
+  // Certificates from a signed mail (mail_signer()) are refused, whatever the options, unless
+  // the signer's certificate names address and the mail's From is address
+  // (signed_mail_refusal()); the signer's is then the only end-entity certificate, the others
+  // serve only as its chain.
   Result<PublishResult> publish(std::string_view address, const std::vector<Certificate>& certs,
                                 std::string_view source, const PublishOptions& options);
 
   // Publishes each certificate of certs for the addresses it names, with options.records and
-  // options.ttl; nothing is forced. What cannot be published is added to the result's skipped
+  // options.ttl; nothing is forced. Of a signed mail, only the signer's certificate, for the
+  // mail's From address alone, skipped if the certificate does not name it. What cannot be published is added to the result's skipped
   // list; only a store error fails (and the batch must then be dropped).
   Status import(const std::vector<Certificate>& certs, std::string_view source,
                 const PublishOptions& options);

@@ -107,8 +107,8 @@ struct Chosen {
 // that issued them, up the chain as far as the bundle goes (all of the bundle's CAs when it
 // has no end-entity certificate for the address). With none of the kind, the first
 // certificate is taken, which check_publishable refuses without force. Of a signed mail's
-// certificates (signer set), only the signer's is the address's own: the others came with the
-// signature unsigned, so they serve only as its chain.
+// certificates (signer set), only the signer's is the address's own: the others came beside
+// the signature, not covered by it, so they serve only as its chain.
 std::vector<Chosen> choose_certificates(const std::vector<Certificate>& certs,
                                         const MailAddress& addr,
                                         const std::vector<RecordParams>& params,
