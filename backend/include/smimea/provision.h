@@ -142,8 +142,9 @@ class Batch {
 
   // Publishes each certificate of certs for the addresses it names, with options.records and
   // options.ttl; nothing is forced. Of a signed mail, only the signer's certificate, for the
-  // mail's From address alone, skipped if the certificate does not name it. What cannot be published is added to the result's skipped
-  // list; only a store error fails (and the batch must then be dropped).
+  // mail's From address alone, skipped if the certificate does not name it. What cannot be
+  // published is added to the result's skipped list; only a store error fails (and the batch
+  // must then be dropped).
   Status import(const std::vector<Certificate>& certs, std::string_view source,
                 const PublishOptions& options);
   // An input that gave no certificate at all ("what: why"), for the import's report.
