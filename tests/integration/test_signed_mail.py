@@ -229,6 +229,14 @@ def test_encrypted_mail_is_refused(store, pki, tmp_path):
                          "mail"), line
 
 
+def test_unsigned_mail_is_refused(store, tmp_path):
+    mail = tmp_path / "unsigned.eml"
+    mail.write_text("From: alice@example.com\r\nSubject: my certificate\r\n\r\nHello\r\n")
+    line = refused(store, "cert", "add", "alice@example.com", mail)
+    assert line.endswith("a mail without an S/MIME signature carries no certificate; send a "
+                         "signed mail"), line
+
+
 def test_force_does_not_override_a_signed_mails_checks(store, pki):
     mail = pki.sign("forced.eml", signer=pki.bob.pem, key=pki.bob.key)
     line = refused(store, "cert", "add", "alice@example.com", mail, "--force")

@@ -502,6 +502,9 @@ Result<std::vector<Certificate>> parse_certificates(std::string_view input, std:
   } else if ((der = decode_bare_base64(input))) {
     status =
         parse_der(reinterpret_cast<const unsigned char*>(der->data()), der->size(), source, &certs);
+  } else if (detail::looks_like_mail(input)) {
+    status = Status::invalid_argument(
+        source, "a mail without an S/MIME signature carries no certificate; send a signed mail");
   } else {
     status = parse_der(reinterpret_cast<const unsigned char*>(input.data()), input.size(), source,
                        &certs);

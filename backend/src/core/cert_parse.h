@@ -18,6 +18,10 @@ Result<Certificate> certificate_from_x509(X509* x, std::string_view source);
 // message, signed or encrypted (signed_mail.cc).
 bool looks_like_smime_mail(std::string_view input);
 
+// Whether input starts like a mail (a header field) and has a From field: a mail, which, if
+// it is not an S/MIME one, carries no certificate (signed_mail.cc).
+bool looks_like_mail(std::string_view input);
+
 // The certificates of an S/MIME signed mail, signer first (see parse_certificates()), appended
 // to *out; nothing is appended on failure (signed_mail.cc).
 Status parse_signed_mail(std::string_view input, std::string_view source,

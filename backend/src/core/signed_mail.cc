@@ -154,6 +154,16 @@ bool same_mailbox(const MailAddress& a, const MailAddress& b, bool case_sensitiv
          (case_sensitive ? a.local_part == b.local_part : iequals(a.local_part, b.local_part));
 }
 
+// Whether input starts with a header field's name and a colon.
+bool starts_with_header_field(std::string_view input) {
+  const std::size_t colon = input.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 76) return false;
+  for (char c : input.substr(0, colon)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::vector<std::string> mail_from_addresses(std::string_view mail) {
@@ -183,12 +193,12 @@ std::string signed_mail_refusal(const Certificate& signer, const MailAddress& ad
 
 namespace detail {
 
+bool looks_like_mail(std::string_view input) {
+  return starts_with_header_field(input) && !header_fields(input, "From").empty();
+}
+
 bool looks_like_smime_mail(std::string_view input) {
-  const std::size_t colon = input.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon > 76) return false;
-  for (char c : input.substr(0, colon)) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
-  }
+  if (!starts_with_header_field(input)) return false;
   std::string lower(input.substr(0, std::min<std::size_t>(input.size(), 65536)));
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return lower.find("pkcs7") != std::string::npos;

@@ -112,6 +112,17 @@ TEST(SignedMail, AFromThatIsNotAnAddressIsRefused) {
       << s.message();
 }
 
+TEST(SignedMail, AnUnsignedMailIsRefusedAsSuch) {
+  const Status s = refused("From: alice@example.com\r\nSubject: my key\r\n\r\nHello\r\n");
+  EXPECT_NE(s.message().find("a mail without an S/MIME signature carries no certificate"),
+            std::string::npos)
+      << s.message();
+  // A certificate pasted into a mail is still read.
+  EXPECT_EQ(
+      parse_certificates("From: alice@example.com\n\n" + read_data("certs/rsa.pem"), "m")->size(),
+      1u);
+}
+
 TEST(SignedMail, ATamperedMailIsRefusedBeforeItsFromIsRead) {
   const Status s = refused(read_data("certs/signed-tampered.eml"));
   EXPECT_NE(s.message().find("does not verify"), std::string::npos) << s.message();
