@@ -46,6 +46,8 @@ STORE = STATE_DIR / "smimea.db"
 PDNS_SNIPPET = pathlib.Path("/etc/powerdns/pdns.d/pdns-smimea.conf.example")
 UNIT = "smimea-backend.service"
 API_UNIT = "smimea-api.service"
+EXPIRY_UNIT = "smimea-check-expiry.service"
+EXPIRY_TIMER = "smimea-check-expiry.timer"
 # The schema version a new package must bring a store to: schema.sql's, which is one more
 # than the number of the last migration (schema/migrations/NNNN_*.sql).
 MIGRATIONS = sorted((ROOT / "schema" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
@@ -290,6 +292,50 @@ def test_api_is_installed_with_its_man_page_and_unit():
     r = run(["systemd-analyze", "verify", str(unit_path(API_UNIT))], check=False)
     ours = [line for line in (r.stdout + r.stderr).splitlines() if API_UNIT in line]
     assert not ours, "\n".join(ours)
+
+
+def test_expiry_report_unit_mails_what_check_expiry_finds(alice, tmp_path):
+    """smimea-check-expiry.service's command as the unit runs it (user, group) against the
+    installed store, with a certificate that expires in 3 days: check-expiry says CRITICAL and
+    the report goes to sendmail (a stand-in that keeps the message)."""
+    assert "/usr/lib/smimea/smimea-expiry-report" in dpkg_files("smimea")
+    timer = unit_path(EXPIRY_TIMER).read_text()
+    assert "OnCalendar=" in timer and "WantedBy=timers.target" in timer
+    service = unit_service_section(EXPIRY_UNIT)
+    assert service["User"] == "smimea" and service["Type"] == "oneshot"
+    cert, _ = make_cert(tmp_path, "soon@pkg.example", days=3)
+    run(["smimea-ctl", "--config", CONFIG, "cert", "add", "soon@pkg.example", cert])
+    # Where the service user runs the stand-in and writes the message: pytest's own temporary
+    # directories are root's alone.
+    spool = pathlib.Path(tempfile.mkdtemp(prefix="smimea-mail-", dir="/tmp"))
+    spool.chmod(0o777)
+    mail = spool / "mail.txt"
+    sendmail = spool / "sendmail"
+    sendmail.write_text(f"#!/bin/sh\n[ \"$1\" = -t ] || exit 64\ncat > {mail}\n")
+    sendmail.chmod(0o755)
+    argv = ["env", f"SENDMAIL={sendmail}", "MAILTO=dns-team@pkg.example",
+            *shlex.split(service["ExecStart"])]
+    try:
+        r = run(as_service_user(argv, EXPIRY_UNIT), check=False)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert "2" in service["SuccessExitStatus"].split()  # CRITICAL does not fail the unit
+        message = mail.read_text()
+        head, body = message.split("\n\n", 1)
+        assert "To: dns-team@pkg.example" in head.splitlines()
+        subject = [line for line in head.splitlines() if line.startswith("Subject: ")]
+        assert subject and "SMIMEA CRITICAL - " in subject[0], head
+        assert "soon@pkg.example pkg.example notAfter " in body, body
+    finally:
+        run(["smimea-ctl", "--config", CONFIG, "cert", "remove", "soon@pkg.example"],
+            check=False)
+        shutil.rmtree(spool, ignore_errors=True)
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    for unit in (EXPIRY_UNIT, EXPIRY_TIMER):
+        r = run(["systemd-analyze", "verify", str(unit_path(unit))], check=False)
+        ours = [line for line in (r.stdout + r.stderr).splitlines()
+                if unit in line and "man " not in line]
+        assert not ours, "\n".join(ours)
 
 
 def test_api_through_its_unit_publishes_what_pdns_serves(alice, tmp_path):

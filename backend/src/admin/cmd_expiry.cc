@@ -6,6 +6,7 @@
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "admin.h"
 #include "smimea/hex.h"
@@ -104,12 +105,20 @@ int check_expiry(Context& ctx, const ExpiryOptions& o) {
     summary = plural(total, "certificate") + ", none expiring within " +
               plural(static_cast<std::uint64_t>(o.warning_days), "day");
   } else {
-    summary = plural(expired, "certificate") + (withdraw ? " expired (withdrawn)" : " expired") +
-              ", " + std::to_string(critical) + " expiring within " +
-              plural(static_cast<std::uint64_t>(o.critical_days), "day") + ", " +
-              std::to_string(warning) + " more within " +
-              plural(static_cast<std::uint64_t>(o.warning_days), "day") + " (of " +
-              std::to_string(total) + ")";
+    std::vector<std::string> parts;
+    if (expired > 0)
+      parts.push_back(std::to_string(expired) + (withdraw ? " expired (withdrawn)" : " expired"));
+    if (critical > 0) {
+      parts.push_back(std::to_string(critical) + " expiring within " +
+                      plural(static_cast<std::uint64_t>(o.critical_days), "day"));
+    }
+    if (warning > 0) {
+      parts.push_back(std::to_string(warning) + (critical > 0 ? " more" : "") +
+                      " expiring within " +
+                      plural(static_cast<std::uint64_t>(o.warning_days), "day"));
+    }
+    for (const std::string& part : parts) summary += (summary.empty() ? "" : ", ") + part;
+    summary += " (of " + plural(total, "certificate") + ")";
   }
   if (!zone.empty()) summary += " in " + zone;
   if (ctx.json) {
