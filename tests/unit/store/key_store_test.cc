@@ -30,7 +30,6 @@ const char* const kKeyContent =
     "Private-key-format: v1.2\nAlgorithm: 13 (ECDSAP256SHA256)\n"
     "PrivateKey: Lm8zVVxQhVkX7KW0bq8mbTQjq4bCb2dZ1d8zPm4fQhE=\n";
 
-
 DomainKey key(std::uint32_t flags, bool active = true, bool published = true) {
   DomainKey k;
   k.flags = flags;
