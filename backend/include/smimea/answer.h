@@ -204,6 +204,7 @@ class Answerer {
   SavedOwner saved_owner_;
   std::unordered_map<std::int64_t, std::vector<std::string>> ds_cache_;  // by child zone id
   std::uint64_t lookups_ = 0;
+  LookupCounterSet counters_;  // the process's lookup_counters() sum every Answerer's
 };
 
 }  // namespace smimea

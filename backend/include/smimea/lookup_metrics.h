@@ -1,11 +1,14 @@
-// Process-wide counters of the query path: every Answerer::lookup of the process (all pdns
-// threads of the native module, all connections of smimea-backend) counts here, once, in the
-// core. The adapters only publish them: the native module in pdns's own statistics
+// Counters of the query path: every Answerer::lookup of the process (all pdns threads of the
+// native module, all connections of smimea-backend) counts, once, in the core. The adapters
+// only publish the process's sums: the native module in pdns's own statistics
 // (`pdns_control show 'smimea-*'`, pdns's /metrics, carbon), smimea-backend on its optional
 // Prometheus endpoint (metrics-listen).
 //
-// Thread-safe. Counting is one relaxed atomic add per lookup (each counter on its own cache
-// line); reading gives a snapshot that may be a few lookups apart between counters.
+// Each Answerer counts in its own LookupCounterSet: one writer (the Answerer's thread), so a
+// count is a relaxed load and store of a line that thread already owns, no locked
+// read-modify-write and no cache line shared between pdns's threads. lookup_counters() sums
+// the live sets and those of Answerers gone. Thread-safe; a snapshot may be a few lookups
+// apart between counters.
 #pragma once
 
 #include <atomic>
@@ -34,6 +37,7 @@ struct LookupCounters {
   std::uint64_t store_reads = 0;    // owner-name reads (one indexed SELECT each)
   std::uint64_t store_read_ns = 0;  // their total time
 };
+// The process's counters: every set's, live or gone.
 LookupCounters lookup_counters();
 
 // "answer", "nodata", "nxdomain", "not_ours".
@@ -43,34 +47,32 @@ const char* lookup_result_name(LookupResult result);
 // smimea_store_errors_total, smimea_store_read_seconds (summary: _sum and _count).
 std::string render_lookup_metrics();
 
-namespace detail {
+// One writer's counters. count*() only from one thread at a time (the owner's); reads from any.
+class LookupCounterSet {
+ public:
+  LookupCounterSet();   // joins the process's sets
+  ~LookupCounterSet();  // leaves them, its counts kept in the process's totals
+  LookupCounterSet(const LookupCounterSet&) = delete;
+  LookupCounterSet& operator=(const LookupCounterSet&) = delete;
 
-struct alignas(64) PaddedCounter {
-  std::atomic<std::uint64_t> value{0};
-  void add(std::uint64_t n) { value.fetch_add(n, std::memory_order_relaxed); }
+  void count_lookup(LookupResult result) { bump(lookups_[static_cast<int>(result)], 1); }
+  void count_store_error() { bump(store_errors_, 1); }
+  void count_store_read(std::uint64_t ns) {
+    bump(store_reads_, 1);
+    bump(store_read_ns_, ns);
+  }
+  // Adds this set's counts to *c.
+  void add_to(LookupCounters* c) const;
+
+ private:
+  // Single writer: no locked instruction needed, only a value readers may load whole.
+  static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> lookups_[kLookupResults] = {};
+  std::atomic<std::uint64_t> store_errors_{0};
+  std::atomic<std::uint64_t> store_reads_{0};
+  std::atomic<std::uint64_t> store_read_ns_{0};
 };
-
-struct LookupMetricsData {
-  PaddedCounter lookups[kLookupResults];
-  PaddedCounter store_errors;
-  PaddedCounter store_reads;
-  PaddedCounter store_read_ns;
-};
-
-// The one instance (lookup_metrics.cc); a constant-initialised global, so counting needs no
-// guard for a function-local static.
-extern LookupMetricsData g_lookup_metrics;
-
-}  // namespace detail
-
-// For the core's query path.
-inline void count_lookup(LookupResult result) {
-  detail::g_lookup_metrics.lookups[static_cast<int>(result)].add(1);
-}
-inline void count_store_error() { detail::g_lookup_metrics.store_errors.add(1); }
-inline void count_store_read(std::uint64_t ns) {
-  detail::g_lookup_metrics.store_reads.add(1);
-  detail::g_lookup_metrics.store_read_ns.add(ns);
-}
 
 }  // namespace smimea

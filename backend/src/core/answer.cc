@@ -77,7 +77,7 @@ Status Answerer::renew() {
 Status Answerer::renew_for(std::string_view lower_name) {
   const Status s = renew();
   if (s.ok() || is_ours(lower_name)) return s;
-  count_store_error();  // not ours: answered as such, but counted
+  counters_.count_store_error();  // not ours: answered as such, but counted
   return Status();
 }
 
@@ -221,13 +221,13 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
   // Never contended but by the store's releasing thread.
   std::lock_guard<std::mutex> lock(store_.held_read_mutex());
   ++lookups_;
-  // Counted once here, for every adapter: one relaxed atomic add (lookup_metrics.h).
+  // Counted once here, for every adapter: a plain add to this Answerer's set (lookup_metrics.h).
   LookupResult result = LookupResult::kNotOurs;
-  const Status s = answer(qname, qtype, sink, zone_id, &result);
+  Status s = answer(qname, qtype, sink, zone_id, &result);
   if (s.ok()) {
-    count_lookup(result);
+    counters_.count_lookup(result);
   } else {
-    count_store_error();
+    counters_.count_store_error();
   }
   return s;
 }
@@ -277,9 +277,11 @@ Status Answerer::answer(std::string_view qname, QType qtype, RecordSink& sink, s
   // that starts 1 ms after it. A name outside every zone of the table (perhaps a new zone)
   // always checks.
   const ZoneEntry* zone = loaded_ ? find_zone_lower(name) : nullptr;
-  if (!loaded_ || !checked_recently() || (zone == nullptr && !below_a_zone(name))) {
+  bool below = false;  // with zone == nullptr: below a zone of the table (an ENT or nxdomain)
+  if (!loaded_ || !checked_recently() || (zone == nullptr && !(below = below_a_zone(name)))) {
     SMIMEA_RETURN_IF_ERROR(renew_for(name));
     zone = find_zone_lower(name);
+    below = zone == nullptr && below_a_zone(name);
   }
   if (zone != nullptr) {
     if (zone->zone.mode != ZoneMode::kAuthoritative) return Status();
@@ -316,7 +318,7 @@ Status Answerer::answer(std::string_view qname, QType qtype, RecordSink& sink, s
       return Status();
     }
   }
-  *result = absent(name);
+  *result = below ? LookupResult::kNxdomain : LookupResult::kNotOurs;
   return Status();
 }
 
@@ -335,7 +337,7 @@ Status Answerer::find_owner(std::string_view qname, std::int64_t zone_id, const 
   if (!repeat) {
     SMIMEA_RETURN_IF_ERROR(store_.find_records(zone_id, hash, &saved.rows));
     // One more clock read (vDSO, no system call) for the read's time.
-    count_store_read(static_cast<std::uint64_t>(
+    counters_.count_store_read(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - now)
             .count()));
     saved.valid = true;

@@ -1,22 +1,64 @@
 #include "smimea/lookup_metrics.h"
 
 #include <cstdio>
+#include <mutex>
+#include <set>
 
 namespace smimea {
 
-namespace detail {
-LookupMetricsData g_lookup_metrics;  // constant-initialised: atomics of 0
-}  // namespace detail
+namespace {
+
+// The live sets and the counts of those gone. Never destroyed: an Answerer may outlive static
+// destruction (a pdns thread still running at exit).
+struct Registry {
+  std::mutex mutex;
+  std::set<const LookupCounterSet*> sets;
+  LookupCounters gone;
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // NOLINT(cppcoreguidelines-owning-memory): see above
+  return *r;
+}
+
+void add(LookupCounters* to, const LookupCounters& from) {
+  for (int i = 0; i < kLookupResults; ++i) to->lookups[i] += from.lookups[i];
+  to->store_errors += from.store_errors;
+  to->store_reads += from.store_reads;
+  to->store_read_ns += from.store_read_ns;
+}
+
+}  // namespace
+
+LookupCounterSet::LookupCounterSet() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.sets.insert(this);
+}
+
+LookupCounterSet::~LookupCounterSet() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.sets.erase(this);
+  add_to(&r.gone);
+}
+
+void LookupCounterSet::add_to(LookupCounters* c) const {
+  LookupCounters mine;
+  for (int i = 0; i < kLookupResults; ++i) {
+    mine.lookups[i] = lookups_[i].load(std::memory_order_relaxed);
+  }
+  mine.store_errors = store_errors_.load(std::memory_order_relaxed);
+  mine.store_reads = store_reads_.load(std::memory_order_relaxed);
+  mine.store_read_ns = store_read_ns_.load(std::memory_order_relaxed);
+  add(c, mine);
+}
 
 LookupCounters lookup_counters() {
-  const detail::LookupMetricsData& m = detail::g_lookup_metrics;
-  LookupCounters c;
-  for (int i = 0; i < kLookupResults; ++i) {
-    c.lookups[i] = m.lookups[i].value.load(std::memory_order_relaxed);
-  }
-  c.store_errors = m.store_errors.value.load(std::memory_order_relaxed);
-  c.store_reads = m.store_reads.value.load(std::memory_order_relaxed);
-  c.store_read_ns = m.store_read_ns.value.load(std::memory_order_relaxed);
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  LookupCounters c = r.gone;
+  for (const LookupCounterSet* set : r.sets) set->add_to(&c);
   return c;
 }
 

@@ -173,6 +173,24 @@ TEST_F(LookupMetricsTest, StoreErrorsAreCountedAndNotAsAResult) {
   EXPECT_EQ(theirs.lookups[static_cast<int>(LookupResult::kNotOurs)], 1u) << counts(theirs);
 }
 
+// Each Answerer counts in its own set; the process's counters sum them, and keep the counts of
+// an Answerer gone (pdns ends a backend instance after a transfer, a remote connection closes).
+TEST_F(LookupMetricsTest, TheCountsOfEveryAnswererLiveOrGoneAreSummed) {
+  constexpr int kAnswer = static_cast<int>(LookupResult::kAnswer);
+  const std::uint64_t before = lookup_counters().lookups[kAnswer];
+  std::uint64_t while_alive = 0;
+  {
+    Answerer other(fixture_.store(), config_);
+    Discard sink;
+    EXPECT_TRUE(answerer_.lookup("example.com.", QType::kSoa, sink).ok());
+    EXPECT_TRUE(other.lookup("example.com.", QType::kSoa, sink).ok());
+    EXPECT_TRUE(other.lookup("example.com.", QType::kNs, sink).ok());
+    while_alive = lookup_counters().lookups[kAnswer] - before;
+  }
+  EXPECT_EQ(while_alive, 3u);
+  EXPECT_EQ(lookup_counters().lookups[kAnswer] - before, 3u);
+}
+
 TEST(LookupMetrics, PrometheusText) {
   const std::string text = render_lookup_metrics();
   for (const char* line :
