@@ -232,8 +232,12 @@ Status Answerer::lookup(std::string_view qname, QType qtype, RecordSink& sink,
   return s;
 }
 
-Status Answerer::answer(std::string_view qname, QType qtype, RecordSink& sink, std::int64_t zone_id,
-                        LookupResult* result) {
+// Inlined into lookup(), its only caller: as a call of its own it cost about 50 instructions
+// per lookup (callgrind), a third of what an apex lookup costs.
+__attribute__((always_inline)) inline Status Answerer::answer(std::string_view qname, QType qtype,
+                                                              RecordSink& sink,
+                                                              std::int64_t zone_id,
+                                                              LookupResult* result) {
   *result = LookupResult::kNotOurs;
   char buf[kMaxQnameBytes + 1];
   std::string_view name;
