@@ -23,8 +23,22 @@ CREATE TABLE zones (
   case_sensitive  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive IN (0, 1)),
   -- Version 6. When the serial last moved: a certificate that expires after that changes what
   -- a withdrawing server serves (expired-certificates: withdraw), so the serial moves again.
-  serial_changed_at INTEGER NOT NULL DEFAULT 0
+  serial_changed_at INTEGER NOT NULL DEFAULT 0,
+  -- Version 6. The zone's unique id in the catalog zone (RFC 9432 section 4.1: the label of
+  -- its member PTR, <catalog_id>.zones.<catalog>): 16 lower-case hex digits, random, made when
+  -- the zone is added, so a zone removed and added again is a new member.
+  catalog_id      TEXT    NOT NULL DEFAULT ''
 );
+
+-- Version 6. The catalog zone (`catalog:` in the configuration): one row. Its serial moves,
+-- like a zone's, when an authoritative zone is added or removed (Store::commit), whether or
+-- not a catalog is configured, so that one turned on later starts from the store's state.
+CREATE TABLE catalog (
+  id              INTEGER PRIMARY KEY CHECK (id = 0),
+  serial          INTEGER NOT NULL CHECK (serial BETWEEN 0 AND 4294967295),
+  notified_serial INTEGER                             -- NULL: never notified
+);
+INSERT INTO catalog (id, serial) VALUES (0, CAST(strftime('%s', 'now') AS INTEGER));
 
 CREATE TABLE certificates (
   id          INTEGER PRIMARY KEY,

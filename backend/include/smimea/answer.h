@@ -25,9 +25,10 @@
 
 namespace smimea {
 
-enum class QType : std::uint8_t { kAny, kSoa, kNs, kSmimea, kDs, kOther };
+// PTR and TXT are the catalog zone's (catalog.cc).
+enum class QType : std::uint8_t { kAny, kSoa, kNs, kSmimea, kDs, kPtr, kTxt, kOther };
 
-// "ANY", "SOA", "NS", "SMIMEA", "DS" (any case); anything else is kOther.
+// "ANY", "SOA", "NS", "SMIMEA", "DS", "PTR", "TXT" (any case); anything else is kOther.
 QType parse_qtype(std::string_view text);
 
 // The mnemonic of qtype ("SOA", ...); "" for kOther.
@@ -38,7 +39,8 @@ std::string_view qtype_name(QType qtype);
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  // SOA, NS and DS records (qtype is one of the three); content is in presentation format.
+  // SOA, NS, DS, and the catalog's PTR and TXT records (qtype is one of those); content is in
+  // presentation format.
   // auth is false only for the NS of a delegation point in the parent zone (pdns's "auth"
   // flag: not authoritative data).
   virtual void add_text(std::string_view qname, QType qtype, std::uint32_t ttl,
@@ -60,6 +62,9 @@ struct ZoneEntry {
   // and of this _smimecert zone's authoritative parent. -1 if none.
   int child = -1;
   int parent = -1;
+  // The catalog zone (`catalog:`; id kCatalogZoneId, serial from Store::load_catalog): its
+  // answers are the members' PTRs, not the store's records (catalog.cc).
+  bool catalog = false;
 };
 
 class Answerer;
@@ -89,6 +94,7 @@ class ZoneListing {
     std::string content;
     bool auth;
   };
+  // cursor may be null (the catalog: texts only).
   ZoneListing(Store& store, ZoneEntry zone, std::vector<TextRecord> texts,
               std::unique_ptr<ZoneCursor> cursor);
 
@@ -184,6 +190,18 @@ class Answerer {
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
                     RecordSink& sink, LookupResult* result);
   Status reload();
+  // catalog.cc. Adds the catalog's entry to entries (sorted) and fills catalog_members_.
+  Status load_catalog_entry(std::vector<ZoneEntry>* entries);
+  // Fills catalog_members_ from zones_ (after by_name_ is built).
+  void index_catalog_members();
+  // A name at or below the catalog's apex: the catalog's answer. lower_name is below
+  // or at catalog.zone.name.
+  void answer_catalog(std::string_view qname, std::string_view lower_name, QType qtype,
+                      const ZoneEntry& catalog, RecordSink& sink, LookupResult* result) const;
+  // The catalog entry if lower_name is strictly below it, else nullptr.
+  const ZoneEntry* catalog_above(std::string_view lower_name) const;
+  // The catalog's records for a transfer: SOA, NS, version TXT, then the members' PTRs.
+  void catalog_texts(const ZoneEntry& catalog, std::vector<ZoneListing::TextRecord>* texts) const;
   // The DS set of a delegated child zone, computed from its keys once per table load.
   Result<const std::vector<std::string>*> delegation_ds_of(const ZoneEntry& child);
   Status answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
@@ -203,6 +221,10 @@ class Answerer {
   std::chrono::steady_clock::time_point last_check_{};  // of the last check for changes
   SavedOwner saved_owner_;
   std::unordered_map<std::int64_t, std::vector<std::string>> ds_cache_;  // by child zone id
+  // The catalog's members by unique id (keys view zones_[i].zone.catalog_id), and the
+  // catalog's index in zones_ (-1: none).
+  std::unordered_map<std::string_view, std::size_t> catalog_members_;
+  int catalog_index_ = -1;
   std::uint64_t lookups_ = 0;
   LookupCounterSet counters_;  // the process's lookup_counters() sum every Answerer's
 };

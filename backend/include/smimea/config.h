@@ -95,6 +95,11 @@ struct Config {
   // notAfter, until it is removed; withdraw (true) stops serving them the second after, and
   // the zone's serial moves so that secondaries follow (README, "Expired certificates").
   bool withdraw_expired = false;
+  // catalog: a catalog zone (RFC 9432, version 2) of this name, served by the pdns backends
+  // and listing every authoritative zone of the store, so that secondaries configured with it
+  // alone follow zones as they are added and removed (README, "Catalog zones"). Lower-case
+  // A-labels, no trailing dot. Default: "" (no catalog).
+  std::string catalog;
   ApiConfig api;
 };
 

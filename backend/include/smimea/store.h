@@ -56,7 +56,21 @@ struct Zone {
   // in ASCII letter case are one mailbox, stored under its first spelling and published at
   // the exact and the lower-cased owner names. true: compared exactly, no lower-cased name.
   bool case_sensitive = false;
+  // The zone's unique id in the catalog zone (RFC 9432 section 4.1): 16 lower-case hex digits,
+  // random, made when the zone is added; a zone removed and added again gets a new one.
+  std::string catalog_id;
 };
+
+// The catalog zone's serial (`catalog:` in the configuration): it moves when an
+// authoritative zone is added or removed, in the same transaction.
+struct CatalogState {
+  std::uint32_t serial = 0;
+  std::int64_t notified_serial = -1;  // -1: never notified
+};
+
+// The id pdns knows the catalog zone by: never a rowid of the zones table, whose ids start
+// at 1 (SQLite gives a rowid of 0 only to an explicit insert of it, which the store never does).
+inline constexpr std::int64_t kCatalogZoneId = 0;
 
 // One SMIMEA record as stored. `data` points into the statement's row: valid only during the
 // visitor call.
@@ -268,6 +282,8 @@ class Store {
 
   // All zones, ordered by name, with has_records filled in.
   virtual Status load_zones(std::vector<Zone>* zones) = 0;
+  // The catalog's serial, read with the zones (same snapshot when in one read transaction).
+  virtual Status load_catalog(CatalogState* catalog) = 0;
 
   // Visits every record of a zone, ordered by owner, from one consistent snapshot.
   virtual Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) = 0;

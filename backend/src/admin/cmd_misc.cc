@@ -72,6 +72,14 @@ int check_config(Context& ctx) {
   if (!store.ok()) return fail(store.status());
   std::vector<Zone> zones;
   if (Status s = (*store)->load_zones(&zones); !s.ok()) return fail(s);
+  for (const Zone& z : zones) {
+    if (z.name == config->catalog) {
+      return fail(Status::conflict(
+          config->source + ": catalog",
+          z.name + " is also a zone in the store; the catalog needs a name of its own (remove "
+                   "the zone with smimea-ctl zone remove, or choose another catalog name)"));
+    }
+  }
   for (const std::string& w : Store::access_warnings(config->database)) warn(w);
   if (config->nameservers.size() == 1 && config->nameservers.front() == "localhost.") {
     warn("nameservers is not set: zones are served with NS localhost.");

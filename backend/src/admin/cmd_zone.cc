@@ -30,11 +30,19 @@ int zone_add(Context& ctx, const ZoneOptions& opts) {
     return fail(Status::invalid_argument(opts.mode, "mode must be authoritative or overlay"));
   auto kind = parse_zone_kind(opts.kind);
   if (!kind) return fail(Status::invalid_argument(opts.kind, "kind must be master or native"));
+  auto config = ctx.load_config();
+  if (!config.ok()) return fail(config.status());
   return with_provisioner(ctx, [&](Provisioner& p) -> Status {
     auto change = p.add_zone(*name, *mode, *kind, opts.case_sensitive);
     if (!change.ok()) return change.status();
     const Zone& zone = change->zone;
     const int moved = change->certificates_moved;
+    if (zone.name == config->catalog) {
+      warn("zone " + zone.name +
+           " is the catalog zone (catalog: in the configuration): the backends serve the "
+           "catalog under this name, not this zone; remove the zone or name the catalog "
+           "otherwise (smimea-ctl check-config refuses this configuration)");
+    }
     if (ctx.json) {
       std::cout << nlohmann::json{{"zone", zone.name},
                                   {"id", zone.id},

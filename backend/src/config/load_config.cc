@@ -327,6 +327,12 @@ Status apply(const std::string& source, const YAML::Node& root, Config* c) {
         return config_error(source, v, key, "expected keep or withdraw");
       }
       c->withdraw_expired = *r == "withdraw";
+    } else if (key == "catalog") {
+      auto r = get_string(source, v, key);
+      if (!r.ok()) return r.status();
+      auto name = normalize_domain(*r, /*allow_underscore=*/false);
+      if (!name.ok()) return config_error(source, v, key, name.status().message());
+      c->catalog = *name;
     } else if (key == "api") {
       SMIMEA_RETURN_IF_ERROR(apply_api(source, v, &c->api));
     } else {

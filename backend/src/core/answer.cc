@@ -31,6 +31,8 @@ QType parse_qtype(std::string_view text) {
   if (iequals(text, "SOA")) return QType::kSoa;
   if (iequals(text, "NS")) return QType::kNs;
   if (iequals(text, "DS")) return QType::kDs;
+  if (iequals(text, "PTR")) return QType::kPtr;
+  if (iequals(text, "TXT")) return QType::kTxt;
   return QType::kOther;
 }
 
@@ -46,6 +48,10 @@ std::string_view qtype_name(QType qtype) {
       return "SMIMEA";
     case QType::kDs:
       return "DS";
+    case QType::kPtr:
+      return "PTR";
+    case QType::kTxt:
+      return "TXT";
     case QType::kOther:
       break;
   }
@@ -121,9 +127,10 @@ Status Answerer::reload() {
                     std::to_string(soa.refresh) + " " + std::to_string(soa.retry) + " " +
                     std::to_string(soa.expire) + " " + std::to_string(soa.minimum);
     e.zone = std::move(z);
-    by_id.emplace(e.zone.id, entries.size());
     entries.push_back(std::move(e));
   }
+  SMIMEA_RETURN_IF_ERROR(load_catalog_entry(&entries));
+  for (std::size_t i = 0; i < entries.size(); ++i) by_id[entries[i].zone.id] = i;
   by_name_.clear();  // views into the old table
   zones_ = std::move(entries);
   by_id_ = std::move(by_id);
@@ -141,13 +148,15 @@ Status Answerer::reload() {
     auto it = by_name_.find(std::string_view(child.zone.name).substr(kSmimecertLabel.size() + 1));
     if (it == by_name_.end()) continue;
     ZoneEntry& parent = zones_[it->second];
-    if (parent.zone.mode != ZoneMode::kAuthoritative || starts_with_smimecert(parent.zone.name)) {
+    if (parent.zone.mode != ZoneMode::kAuthoritative || starts_with_smimecert(parent.zone.name) ||
+        parent.catalog) {
       continue;
     }
     parent.child = static_cast<int>(i);
     child.parent = static_cast<int>(it->second);
   }
   ds_cache_.clear();
+  index_catalog_members();
   loaded_ = true;
   return Status();
 }
@@ -289,6 +298,12 @@ __attribute__((always_inline)) inline Status Answerer::answer(std::string_view q
   }
   if (zone != nullptr) {
     if (zone->zone.mode != ZoneMode::kAuthoritative) return Status();
+    if (zone->catalog) {
+      if (zone_id < 0 || zone_id == zone->zone.id) {
+        answer_catalog(qname, name, qtype, *zone, sink, result);
+      }
+      return Status();
+    }
     if (zone_id >= 0 && zone_id != zone->zone.id) {
       if (zone->parent >= 0 && zones_[static_cast<std::size_t>(zone->parent)].zone.id == zone_id) {
         return answer_cut(qname, qtype, zones_[static_cast<std::size_t>(zone->parent)], *zone, sink,
@@ -306,6 +321,12 @@ __attribute__((always_inline)) inline Status Answerer::answer(std::string_view q
         sink.add_text(qname, QType::kNs, config_.ns_ttl, zone->zone.id, ns, true);
         *result = LookupResult::kAnswer;
       }
+    }
+    return Status();
+  }
+  if (const ZoneEntry* catalog = below ? catalog_above(name) : nullptr; catalog != nullptr) {
+    if (zone_id < 0 || zone_id == catalog->zone.id) {
+      answer_catalog(qname, name, qtype, *catalog, sink, result);
     }
     return Status();
   }
@@ -400,6 +421,10 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_listing_of(const std::string
   // the NS and DS at the cut (a secondary of the parent alone then refers, instead of denying
   // every owner); the child's records are the child's.
   std::vector<ZoneListing::TextRecord> texts;
+  if (zone->catalog) {
+    catalog_texts(*zone, &texts);
+    return std::unique_ptr<ZoneListing>(new ZoneListing(store_, *zone, std::move(texts), nullptr));
+  }
   if (zone->zone.mode == ZoneMode::kAuthoritative) {
     texts.push_back({zone->fqdn, QType::kSoa, config_.soa.ttl, zone->soa_content, true});
     for (const std::string& ns : config_.nameservers) {
@@ -445,6 +470,7 @@ Result<bool> ZoneListing::next(RecordSink& sink) {
     sink.add_text(t.name, t.qtype, t.ttl, id, t.content, t.auth);
     return true;
   }
+  if (cursor_ == nullptr) return false;
   RecordView rr;
   auto more = cursor_->next(&rr);
   if (!more.ok() || !*more) return more;

@@ -219,7 +219,8 @@ Outcome<const ZoneEntry*> PdnsCalls::nsec_zone(std::int64_t zone_id) {
     return Outcome<const ZoneEntry*>::failed(what(kNeighboursCall, s));
   }
   const ZoneEntry* zone = answerer_.find_zone_by_id(zone_id);
-  if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative) {
+  // The catalog is not signed: it has no keys (getDomainKeys says no).
+  if (zone == nullptr || zone->zone.mode != ZoneMode::kAuthoritative || zone->catalog) {
     return Outcome<const ZoneEntry*>::no();
   }
   return zone;

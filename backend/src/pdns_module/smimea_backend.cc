@@ -46,6 +46,10 @@ smimea::QType to_qtype(const QType& qtype) {
       return smimea::QType::kSmimea;
     case QType::DS:
       return smimea::QType::kDs;
+    case QType::PTR:
+      return smimea::QType::kPtr;
+    case QType::TXT:
+      return smimea::QType::kTxt;
     default:
       return smimea::QType::kOther;
   }
@@ -70,6 +74,14 @@ class ZoneRecordSink : public smimea::RecordSink {
       case smimea::QType::kDs:
         type = QType::DS;
         cache = &ds_cache_;
+        break;
+      case smimea::QType::kPtr:  // the catalog's
+        type = QType::PTR;
+        cache = &ptr_cache_;
+        break;
+      case smimea::QType::kTxt:
+        type = QType::TXT;
+        cache = &txt_cache_;
         break;
       default:
         assert(qtype == smimea::QType::kNs);
@@ -144,7 +156,7 @@ class ZoneRecordSink : public smimea::RecordSink {
 
   const DNSName root_{"."};  // the parser wants a name; the content does not keep it
   std::map<std::string, std::shared_ptr<DNSRecordContent>, std::less<>> soa_cache_, ns_cache_,
-      ds_cache_;
+      ds_cache_, ptr_cache_, txt_cache_;
   // The SMIMEA contents of the last owner answered afresh (not a repeat), in order, and the
   // number of SMIMEA records in the current lookup's answer so far.
   std::vector<std::shared_ptr<DNSRecordContent>> owner_contents_;

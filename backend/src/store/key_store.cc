@@ -356,9 +356,12 @@ Status SqliteKeyStore::set_notified(std::int64_t zone_id, std::uint32_t serial) 
   SMIMEA_RETURN_IF_ERROR(write_begin());
   Status s = [&] {
     const std::string what = "set notified serial of zone id " + std::to_string(zone_id);
-    Statement& st = impl_->set_notified;
-    SMIMEA_RETURN_IF_ERROR(
-        st.prepare(impl_->db.get(), "UPDATE zones SET notified_serial = ?2 WHERE id = ?1"));
+    const bool catalog = zone_id == kCatalogZoneId;  // the catalog's row (store.h)
+    Statement catalog_st;
+    Statement& st = catalog ? catalog_st : impl_->set_notified;
+    SMIMEA_RETURN_IF_ERROR(st.prepare(
+        impl_->db.get(), catalog ? "UPDATE catalog SET notified_serial = ?2 WHERE id = ?1"
+                                 : "UPDATE zones SET notified_serial = ?2 WHERE id = ?1"));
     st.bind(1, zone_id);
     st.bind(2, static_cast<std::int64_t>(serial));
     const int rc = st.step();

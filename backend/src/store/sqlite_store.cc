@@ -126,7 +126,7 @@ namespace {
 // The columns read_zone() reads; ?9 is served_since().
 constexpr std::string_view kZoneColumns =
     "SELECT id, name, mode, serial, notified_serial, EXISTS (SELECT 1 FROM records r WHERE "
-    "r.zone_id = z.id AND r.not_after >= ?9), kind, case_sensitive FROM zones z";
+    "r.zone_id = z.id AND r.not_after >= ?9), kind, case_sensitive, catalog_id FROM zones z";
 
 Zone read_zone(const Statement& s) {
   Zone z;
@@ -138,6 +138,7 @@ Zone read_zone(const Statement& s) {
   z.has_records = s.int64(5) != 0;
   z.kind = parse_zone_kind(s.text(6)).value_or(ZoneKind::kMaster);
   z.case_sensitive = s.int64(7) != 0;
+  z.catalog_id.assign(s.text(8));
   return z;
 }
 
@@ -153,6 +154,22 @@ Status SqliteStore::load_zones(std::vector<Zone>* zones) {
   s.reset();
   if (rc != SQLITE_DONE) return impl_->error("load zones");
   *zones = std::move(out);
+  return Status();
+}
+
+Status SqliteStore::load_catalog(CatalogState* catalog) {
+  Statement& s = impl_->load_catalog;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), "SELECT serial, notified_serial FROM catalog WHERE id = 0"));
+  const int rc = s.step();
+  if (rc != SQLITE_ROW) {
+    s.reset();
+    return rc == SQLITE_DONE ? Status::store_error(impl_->path, "the catalog row is missing")
+                             : impl_->error("load catalog");
+  }
+  catalog->serial = static_cast<std::uint32_t>(s.int64(0));
+  catalog->notified_serial = s.is_null(1) ? -1 : s.int64(1);
+  s.reset();
   return Status();
 }
 

@@ -36,6 +36,7 @@ class SqliteStore final : public Store {
   Status find_records(std::int64_t zone_id, const OwnerHash& owner, OwnerRecords* out) override;
   Result<bool> data_changed() override;
   Status load_zones(std::vector<Zone>* zones) override;
+  Status load_catalog(CatalogState* catalog) override;
   Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) override;
   Result<std::unique_ptr<ZoneCursor>> open_zone_cursor(std::int64_t zone_id) override;
   Status begin_read() override;
@@ -87,6 +88,9 @@ struct SqliteStore::Impl {
   std::int64_t data_version = -1;
   std::set<std::int64_t> touched_zones;
   std::set<std::int64_t> touched_before_savepoint;
+  // An authoritative zone was added or removed: commit() moves the catalog's serial.
+  bool catalog_touched = false;
+  bool catalog_touched_before_savepoint = false;
   // Hot path statements, prepared once per connection.
   detail::Statement find_records;
   detail::Statement data_version_stmt;
@@ -94,7 +98,7 @@ struct SqliteStore::Impl {
   // Everything else, prepared on first use.
   detail::Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
       rrset_size, insert_record, bump_serial, set_kind, set_rrset_ttl, set_changed_by,
-      mailbox_address, find_token, token_scopes;
+      mailbox_address, find_token, token_scopes, load_catalog, bump_catalog;
   bool cursor_open = false;  // list_zone is held by a ZoneCursor
   bool in_read = false;      // inside begin_read()
   // The snapshot of lookups (hold_read), between its user's thread and the releasing thread.

@@ -18,6 +18,7 @@ using detail::Statement;
 
 Status SqliteStore::begin() {
   impl_->touched_zones.clear();
+  impl_->catalog_touched = false;
   return exec(impl_->db.get(), "BEGIN IMMEDIATE", "begin transaction");
 }
 
@@ -36,6 +37,18 @@ Status SqliteStore::commit() {
     if (s.step() != SQLITE_DONE) return impl_->error("bump serial");
   }
   impl_->touched_zones.clear();
+  if (impl_->catalog_touched) {
+    // The catalog's serial, by the same rule: its members changed.
+    Statement& c = impl_->bump_catalog;
+    SMIMEA_RETURN_IF_ERROR(c.prepare(
+        impl_->db.get(),
+        "UPDATE catalog SET serial = CASE WHEN ?1 > serial AND ?1 <= 4294967295 THEN ?1 ELSE "
+        "(serial + 1) % 4294967296 END WHERE id = 0"));
+    c.bind(1, now_seconds());
+    if (c.step() != SQLITE_DONE) return impl_->error("bump catalog serial");
+    c.reset();
+    impl_->catalog_touched = false;
+  }
   if (sqlite3_exec(impl_->db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     Status st = impl_->error("commit");
     rollback();
@@ -46,6 +59,7 @@ Status SqliteStore::commit() {
 
 void SqliteStore::rollback() noexcept {
   impl_->touched_zones.clear();
+  impl_->catalog_touched = false;
   if (sqlite3_get_autocommit(impl_->db.get()) == 0) {
     sqlite3_exec(impl_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
   }
@@ -53,6 +67,7 @@ void SqliteStore::rollback() noexcept {
 
 Status SqliteStore::savepoint() {
   impl_->touched_before_savepoint = impl_->touched_zones;
+  impl_->catalog_touched_before_savepoint = impl_->catalog_touched;
   return exec(impl_->db.get(), "SAVEPOINT provision", "savepoint");
 }
 
@@ -62,6 +77,7 @@ Status SqliteStore::release_savepoint() {
 
 void SqliteStore::rollback_to_savepoint() noexcept {
   impl_->touched_zones = impl_->touched_before_savepoint;
+  impl_->catalog_touched = impl_->catalog_touched_before_savepoint;
   sqlite3_exec(impl_->db.get(), "ROLLBACK TO provision; RELEASE provision", nullptr, nullptr,
                nullptr);
 }
@@ -121,8 +137,9 @@ Result<Zone> SqliteStore::add_zone(std::string_view name, ZoneMode mode, ZoneKin
   Statement& s = impl_->add_zone;
   SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(),
                                    "INSERT INTO zones (name, mode, serial, created_at, "
-                                   "updated_at, kind, case_sensitive, serial_changed_at) VALUES "
-                                   "(?1, ?2, ?3, ?3, ?3, ?4, ?5, ?3)"));
+                                   "updated_at, kind, case_sensitive, serial_changed_at, "
+                                   "catalog_id) VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?3, "
+                                   "lower(hex(randomblob(8))))"));
   s.bind_text(1, name);
   const std::string_view mode_name = zone_mode_name(mode);
   s.bind_text(2, mode_name);
@@ -132,6 +149,8 @@ Result<Zone> SqliteStore::add_zone(std::string_view name, ZoneMode mode, ZoneKin
   s.bind(5, case_sensitive ? 1 : 0);
   if (s.step() != SQLITE_DONE) return impl_->error("add zone " + std::string(name));
   s.reset();
+  // A new member of the catalog (a new unique id, even for a name that was there before).
+  if (mode == ZoneMode::kAuthoritative) impl_->catalog_touched = true;
   auto zone = find_zone(name);
   if (!zone.ok() || !starts_with_smimecert(name)) return zone;
 
@@ -240,6 +259,7 @@ Result<int> SqliteStore::remove_zone(std::string_view name, bool force, int* mov
   scopes.bind_text(1, zone->name);
   if (scopes.step() != SQLITE_DONE) return impl_->error("remove zone " + std::string(name));
   impl_->touched_zones.erase(zone->id);
+  if (zone->mode == ZoneMode::kAuthoritative) impl_->catalog_touched = true;
   return certs;
 }
 

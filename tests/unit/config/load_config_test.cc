@@ -364,5 +364,21 @@ TEST(MetricsListen, BadValuesNameFileLineAndKey) {
   }
 }
 
+TEST(Catalog, OffByDefault) { EXPECT_EQ(parse_ok("database: x.db\n").catalog, ""); }
+
+TEST(Catalog, StoredLowerCaseALabelsWithoutTheDot) {
+  EXPECT_EQ(parse_ok("database: x.db\ncatalog: Catalog.Example.NET.\n").catalog,
+            "catalog.example.net");
+  EXPECT_EQ(parse_ok("database: x.db\ncatalog: katalog.bücher.example\n").catalog,
+            "katalog.xn--bcher-kva.example");
+}
+
+TEST(Catalog, BadNamesNameFileLineAndKey) {
+  for (const char* bad : {"''", "a..b", "under_score.example", "[a, b]", "-bad.example"}) {
+    const std::string e = parse_error(std::string("database: x.db\ncatalog: ") + bad + "\n");
+    EXPECT_NE(e.find("test.yaml:2: catalog"), std::string::npos) << bad << " -> " << e;
+  }
+}
+
 }  // namespace
 }  // namespace smimea

@@ -262,5 +262,44 @@ TEST_F(PdnsCallsTest, BackendCommandStatus) {
   EXPECT_EQ(*unknown, "unknown command 'frobnicate'; try: help");
 }
 
+TEST_F(PdnsCallsTest, TheCatalogIsAMasterZoneOfIdZero) {
+  config_.catalog = "catalog.invalid";
+  auto opened = PdnsCalls::open(config_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  PdnsCalls& calls = **opened;
+  auto all = calls.all_domains();
+  ASSERT_TRUE(all.answered()) << all.message();
+  std::vector<std::string> names;
+  for (const ZoneInfo& z : *all) names.push_back(z.fqdn + " " + std::to_string(z.id));
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "catalog.invalid. 0", "example.com. " + std::to_string(id_of("example.com")),
+                       "native.example. " + std::to_string(id_of("native.example"))}));
+  auto info = calls.domain_info("Catalog.Invalid.");
+  ASSERT_TRUE(info.answered());
+  EXPECT_EQ(info->id, kCatalogZoneId);
+  EXPECT_EQ(info->kind, ZoneKind::kMaster);
+  // Announced until setNotified, and again when a zone is added.
+  auto updated = [&] {
+    std::vector<std::string> out;
+    auto zones = calls.updated_masters();
+    EXPECT_TRUE(zones.answered());
+    if (zones.answered()) {
+      for (const ZoneInfo& z : *zones) out.push_back(z.fqdn);
+    }
+    return out;
+  };
+  EXPECT_EQ(updated(), (std::vector<std::string>{"catalog.invalid.", "example.com."}));
+  ASSERT_TRUE(calls.set_notified(kCatalogZoneId, info->serial).answered());
+  EXPECT_EQ(updated(), std::vector<std::string>{"example.com."});
+  fixture_.add_zones({{"new.example", ZoneMode::kAuthoritative}});
+  EXPECT_EQ(updated(),
+            (std::vector<std::string>{"catalog.invalid.", "example.com.", "new.example."}));
+  // Transferred like a zone; not signed, no neighbours.
+  auto listing = calls.list("catalog.invalid");
+  ASSERT_TRUE(listing.answered()) << listing.message();
+  expect_quiet_no(calls.before_and_after(kCatalogZoneId, std::vector<std::string>{}), "neighbours");
+  expect_quiet_no(calls.domain_keys("catalog.invalid"), "getDomainKeys");
+}
+
 }  // namespace
 }  // namespace smimea

@@ -207,6 +207,13 @@ TEST(ExpiryMigration, Version5RecordsLearnTheirCertificatesNotAfter) {
                     "SELECT count(*) FROM sqlite_master WHERE name = "
                     "'idx_certificates_not_after'"),
             1);
+  // The catalog: every zone gets a unique id of its own (16 hex digits), and the catalog its
+  // row with a serial.
+  EXPECT_EQ(raw_int(path,
+                    "SELECT count(DISTINCT catalog_id) FROM zones WHERE length(catalog_id) = 16 "
+                    "AND catalog_id NOT GLOB '*[^0-9a-f]*'"),
+            2);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM catalog WHERE serial > 0"), 1);
 }
 
 }  // namespace
