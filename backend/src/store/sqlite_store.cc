@@ -123,10 +123,15 @@ Result<bool> SqliteStore::data_changed() {
 
 namespace {
 
-// The columns read_zone() reads; ?9 is served_since().
-constexpr std::string_view kZoneColumns =
-    "SELECT id, name, mode, serial, notified_serial, EXISTS (SELECT 1 FROM records r WHERE "
-    "r.zone_id = z.id AND r.not_after >= ?9), kind, case_sensitive, catalog_id FROM zones z";
+// The columns read_zone() reads. has_records: from idx_records_zone_owner alone; when expired
+// certificates are withdrawn, each row's not_after too (?9 is served_since()).
+std::string zone_columns(const StoreOptions& options) {
+  return std::string(
+             "SELECT id, name, mode, serial, notified_serial, EXISTS (SELECT 1 FROM "
+             "records r WHERE r.zone_id = z.id") +
+         (options.withdraw_expired ? " AND r.not_after >= ?9" : "") +
+         "), kind, case_sensitive, catalog_id FROM zones z";
+}
 
 Zone read_zone(const Statement& s) {
   Zone z;
@@ -146,8 +151,9 @@ Zone read_zone(const Statement& s) {
 
 Status SqliteStore::load_zones(std::vector<Zone>* zones) {
   Statement& s = impl_->load_zones;
-  SMIMEA_RETURN_IF_ERROR(s.prepare(impl_->db.get(), std::string(kZoneColumns) + " ORDER BY name"));
-  s.bind(9, detail::served_since(impl_->options));
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), zone_columns(impl_->options) + " ORDER BY name"));
+  if (impl_->options.withdraw_expired) s.bind(9, detail::served_since(impl_->options));
   std::vector<Zone> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_zone(s));
@@ -292,9 +298,9 @@ Status SqliteStore::zone_keys(std::int64_t zone_id, std::vector<DomainKey>* keys
 Result<Zone> SqliteStore::find_zone(std::string_view name) {
   Statement& s = impl_->find_zone;
   SMIMEA_RETURN_IF_ERROR(
-      s.prepare(impl_->db.get(), std::string(kZoneColumns) + " WHERE name = ?1"));
+      s.prepare(impl_->db.get(), zone_columns(impl_->options) + " WHERE name = ?1"));
   s.bind_text(1, name);
-  s.bind(9, detail::served_since(impl_->options));
+  if (impl_->options.withdraw_expired) s.bind(9, detail::served_since(impl_->options));
   const int rc = s.step();
   if (rc == SQLITE_DONE) {
     s.reset();
