@@ -50,6 +50,35 @@ def stop_process(proc, timeout=10):
         return proc.wait(timeout=timeout)
 
 
+class LoggedProcess:
+    """A server a test runs in the foreground, its output in self.logfile: what the
+    secondaries and ixfrdist share. A subclass sets name and logfile, and starts with launch()."""
+
+    name = "server"
+    logfile = None
+    proc = None
+    _log = None
+
+    def launch(self, argv):
+        self._log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def log(self):
+        try:
+            text = self.logfile.read_text(errors="replace")
+        except OSError:
+            return f"(no {self.name} log)"
+        return f"{self.name} log ({self.logfile}):\n" + text[-4000:]
+
+
 def wait_for_socket(path, proc, timeout=10):
     """Waits until a unix socket accepts connections; fails early if proc exits."""
     deadline = time.monotonic() + timeout

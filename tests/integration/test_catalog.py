@@ -25,7 +25,6 @@ Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test
 import pathlib
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 
@@ -41,7 +40,7 @@ import dns.query  # noqa: E402
 import dns.rcode  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
-from pdns import ADDRESS, CONNECTORS, PdnsServer, stop_process  # noqa: E402
+from pdns import ADDRESS, CONNECTORS, LoggedProcess, PdnsServer  # noqa: E402
 from smimea_test import BACKEND, CTL, Cert, Store, free_port, require, run  # noqa: E402
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
@@ -99,7 +98,7 @@ def _wait_answering(proc, port, what, log):
     raise AssertionError(f"{what} did not answer on port {port}\n{log()}")
 
 
-class Secondary:
+class Secondary(LoggedProcess):
     """A DNS server in its own directory, run in the foreground as the current user."""
 
     name = "?"
@@ -121,28 +120,13 @@ class Secondary:
 
     def start(self):
         self.write_config()
-        self._log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.launch(self.command())
         try:
             _wait_answering(self.proc, self.port, self.name, self.log)
         except AssertionError:
             self.stop()
             raise
 
-    def stop(self):
-        stop_process(self.proc)
-        self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def log(self):
-        try:
-            text = self.logfile.read_text(errors="replace")
-        except OSError:
-            return f"(no {self.name} log)"
-        return f"{self.name} log ({self.logfile}):\n" + text[-4000:]
 
     def query(self, name, rdtype):
         q = dns.message.make_query(name, rdtype)

@@ -48,7 +48,7 @@ import dns.rdataclass  # noqa: E402
 import dns.rdatatype  # noqa: E402
 import dns.rdtypes.ANY.SOA  # noqa: E402
 
-from pdns import ADDRESS, CONNECTORS, PdnsServer, stop_process  # noqa: E402
+from pdns import ADDRESS, CONNECTORS, LoggedProcess, PdnsServer  # noqa: E402
 import smimea_test  # noqa: E402
 from smimea_test import BACKEND, CTL, ROOT, Cert, Store, free_port, require  # noqa: E402
 from test_transfer import (KnotSecondary, PdnsSecondary, primary_config, smimea_at,  # noqa: E402
@@ -92,8 +92,10 @@ LOAD_BOUND = 60 if RECORDS <= 10000 else 600
 CHANGE_BOUND = 30 if RECORDS <= 10000 else 300
 
 
-class Ixfrdist:
+class Ixfrdist(LoggedProcess):
     """ixfrdist in the foreground as the current user, with its own YAML configuration."""
+
+    name = "ixfrdist"
 
     def __init__(self, directory, port, zone, primary_port):
         self.dir = pathlib.Path(directory)
@@ -114,28 +116,12 @@ class Ixfrdist:
         self._log = None
 
     def start(self):
-        self._log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([IXFRDIST, "--verbose", "--config", str(self.conf)],
-                                     stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.launch([IXFRDIST, "--verbose", "--config", str(self.conf)])
         # It answers nothing for a zone it has not transferred yet: callers wait for the SOA.
         time.sleep(0.2)
         if self.proc.poll() is not None:
             raise AssertionError(f"ixfrdist exited with {self.proc.returncode}\n{self.log()}")
 
-    def stop(self):
-        stop_process(self.proc)
-        self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def log(self):
-        try:
-            text = self.logfile.read_text(errors="replace")
-        except OSError:
-            return "(no ixfrdist log)"
-        return f"ixfrdist log ({self.logfile}):\n" + text[-4000:]
 
 
 # --------------------------------------------------------------------------------------------

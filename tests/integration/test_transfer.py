@@ -53,8 +53,8 @@ import dns.rrset  # noqa: E402
 import dns.tsig  # noqa: E402
 import dns.tsigkeyring  # noqa: E402
 
-from pdns import (ADDRESS, CONNECTORS, PDNSUTIL, Connector, PdnsServer,  # noqa: E402
-                  sqlite_schema_file, stop_process)
+from pdns import (ADDRESS, CONNECTORS, PDNSUTIL, Connector, LoggedProcess,  # noqa: E402
+                  PdnsServer, sqlite_schema_file)
 from smimea_test import (BACKEND, CTL, Cert, Store, free_port, owner_name, require,  # noqa: E402
                          run)
 
@@ -325,8 +325,10 @@ class PdnsSecondary:
         return self.server.explain("pdns secondary")
 
 
-class KnotSecondary:
+class KnotSecondary(LoggedProcess):
     """knotd as secondary, configured in its own directory, running as the current user."""
+
+    name = "knotd"
 
     def __init__(self, directory, port):
         self.dir = pathlib.Path(directory)
@@ -380,9 +382,7 @@ class KnotSecondary:
     def start(self):
         self.conf.write_text(self.config_text())
         run(["knotc", "-c", self.conf, "conf-check"])
-        self._log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([KNOTD, "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.launch([KNOTD, "-c", str(self.conf)])
         deadline = time.monotonic() + 15
         probe = dns.message.make_query("version.server.", "TXT", "CH")
         while time.monotonic() < deadline:
@@ -396,19 +396,6 @@ class KnotSecondary:
         self.stop()
         raise AssertionError(f"knotd did not answer on port {self.port}\n{self.log()}")
 
-    def stop(self):
-        stop_process(self.proc)
-        self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def log(self):
-        try:
-            text = self.logfile.read_text(errors="replace")
-        except OSError:
-            return "(no knot log)"
-        return f"knotd log ({self.logfile}):\n" + text[-4000:]
 
 
 def primary_config(connector, notify_ports, axfr_ips):
