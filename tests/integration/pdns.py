@@ -21,6 +21,7 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+import pytest
 
 from smimea_test import BACKEND, NATIVE_MODULE, free_port, run
 
@@ -198,6 +199,15 @@ class NativeConnector(Connector):
 
 
 CONNECTORS = {"unix": UnixConnector, "pipe": PipeConnector, "native": NativeConnector}
+
+
+@pytest.fixture(params=list(CONNECTORS))
+def connector_name(request):
+    """Each connector in turn, skipped where this build lacks it (a fixture: import it)."""
+    reason = CONNECTORS[request.param].unavailable()
+    if reason:
+        pytest.skip(reason)
+    return request.param
 
 
 class PdnsServer:

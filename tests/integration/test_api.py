@@ -43,7 +43,7 @@ import dns.rdatatype  # noqa: E402
 from api_client import (API, HOST, OPENAPI_FILE, ApiServer, OpenApi,  # noqa: E402
                         add_token, http_request, many_connections, parse_raw_response,
                         raw_exchange, sqlite_dump)
-from pdns import CONNECTORS, PdnsServer  # noqa: E402
+from pdns import CONNECTORS, PdnsServer, connector_name  # noqa: E402,F401 (a fixture)
 from smimea_test import BACKEND, CTL, Cert, Store, openssl, owner_name, require, run  # noqa: E402
 
 require(CTL, BACKEND, API, "/usr/sbin/pdns_server", "/usr/bin/curl", "/usr/bin/sqlite3")
@@ -1805,14 +1805,6 @@ def test_unix_socket_listener(env, tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # pdns serves what the API publishes
-
-
-@pytest.fixture(params=list(CONNECTORS))
-def connector_name(request):
-    reason = CONNECTORS[request.param].unavailable()
-    if reason:
-        pytest.skip(reason)
-    return request.param
 
 
 def answer_set(server, name):

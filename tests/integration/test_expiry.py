@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
-from pdns import CONNECTORS, PdnsServer  # noqa: E402
+from pdns import CONNECTORS, PdnsServer, connector_name  # noqa: E402,F401 (a fixture)
 from smimea_test import CTL, Cert, Store, free_port, openssl, owner_name, run  # noqa: E402
 from test_transfer import (CONFIG_YAML, KnotSecondary, primary_config, smimea_at,  # noqa: E402
                            soa_serial, wait_for)
@@ -197,14 +197,6 @@ def test_check_expiry_with_withdraw_makes_an_expired_certificate_a_warning(expir
 # Seconds from adding bob's certificate to its notAfter: long enough for the secondary to load
 # the zone with it first.
 BOB_LIFETIME = 12
-
-
-@pytest.fixture(params=list(CONNECTORS))
-def connector_name(request):
-    reason = CONNECTORS[request.param].unavailable()
-    if reason:
-        pytest.skip(reason)
-    return request.param
 
 
 def start_primary(store, connector_name, directory, notify_ports=()):
