@@ -69,6 +69,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
 from smimea_test import free_port  # noqa: E402  (one definition, shared with the tests)
+import signed_setup  # noqa: E402  (--signed: tests/bench/signed_setup.py)
 
 import dns.exception
 import dns.message
@@ -125,7 +126,7 @@ class DataSet:
         schema = hashlib.sha256((ROOT / "schema/schema.sql").read_bytes()).hexdigest()[:8]
         self.dir = pathlib.Path(args.workdir) / (
             f"data-n{records}-z{args.zones}-s{args.seed}-p{args.cert_pool}"
-            f"-g{GENERATOR_VERSION}-{schema}")
+            f"-g{GENERATOR_VERSION}-{schema}" + ("-signed" if args.signed else ""))
         self.config = self.dir / "smimea.yaml"
         self.store = self.dir / "smimea.db"
         self.gsqlite = self.dir / "pdns.sqlite3"
@@ -472,6 +473,8 @@ class Server:
             if any("," in c for c in cmd.split(" ")):
                 raise RuntimeError(f"pipe command must not contain commas: {cmd}")
             conf += ["launch=remote", f"remote-connection-string=pipe:command={cmd},timeout=0"]
+        if args.signed:
+            conf += signed_setup.pdns_settings(self)
         conf += args.pdns_setting
         (self.dir / "pdns.conf").write_text("\n".join(conf) + "\n")
         self.pdns = self.bench.spawn(["/usr/sbin/pdns_server", f"--config-dir={self.dir}"],
@@ -570,6 +573,8 @@ class Bench:
 def dnsperf(args, server, query_file, duration, extra=()):
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(query_file),
            "-l", str(duration), "-T", str(args.threads), "-c", str(args.clients), *extra]
+    if args.signed:
+        cmd.append("-D")  # the DO bit: signed answers
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     if r.returncode != 0:
         raise RuntimeError(f"dnsperf failed: {r.stderr}")
@@ -838,10 +843,13 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1, help="dnsperf -T")
     p.add_argument("--clients", type=int, default=4, help="dnsperf -c")
     p.add_argument("--outstanding", type=int, default=64, help="dnsperf -q")
-    p.add_argument("--servers", default=",".join(SERVERS),
-                   help=f"comma-separated subset of {','.join(SERVERS)}")
-    p.add_argument("--sets", default="hits,mix,full",
-                   help="query sets, the first one gets the full table (hits, mix, full)")
+    p.add_argument("--servers", default=None,
+                   help=f"comma-separated subset of {','.join(SERVERS)} (with --signed: of "
+                        f"{','.join(signed_setup.SIGNED_SERVERS)}, default "
+                        f"{signed_setup.DEFAULT_SERVERS})")
+    p.add_argument("--sets", default=None,
+                   help="query sets, the first one gets the full table (hits, mix, full; with "
+                        "--signed: hits, nxdomain, ent, all three by default)")
     p.add_argument("--check-samples", type=int, default=20,
                    help="questions per query set compared across servers before measuring")
     p.add_argument("--other-backend", action="append", default=[], metavar="LABEL=PATH",
@@ -853,11 +861,19 @@ def parse_args():
     p.add_argument("--ready-timeout", type=int, default=600, help="seconds for pdns to load")
     p.add_argument("--generate-only", action="store_true", help="make the data set and stop")
     p.add_argument("--out", type=pathlib.Path, help="also write the table here (Markdown)")
+    p.add_argument("--signed", action="store_true",
+                   help="DNSSEC: the same ECDSA P-256 key and NSEC3 narrow in every server, DO "
+                        "bit set, query sets hits,nxdomain,ent (see signed_setup.py)")
     args = p.parse_args()
     args.build = args.build.resolve()
     if " " in str(args.build) + args.workdir:
         p.error("--build and --workdir must not contain spaces (pdns splits the pipe command)")
-    args.servers = [s for s in args.servers.split(",") if s]
+    if args.signed:
+        QUERY_SETS.update(signed_setup.SIGNED_SETS)
+        args.servers = args.servers or signed_setup.DEFAULT_SERVERS
+        args.sets = args.sets or ",".join(signed_setup.SIGNED_SETS)
+    args.servers = [s for s in (args.servers or ",".join(SERVERS)).split(",") if s]
+    args.sets = args.sets or "hits,mix,full"
     args.backend_binaries = {}
     for spec in args.other_backend:
         label, _, path = spec.partition("=")
@@ -874,6 +890,8 @@ def parse_args():
     for s in args.servers:
         if s not in SERVERS:
             p.error(f"unknown server {s}")
+        if args.signed and s not in signed_setup.SIGNED_SERVERS and s not in args.backend_binaries:
+            p.error(f"--signed: {s} cannot serve signed zones")
     for s in args.sets:
         if s not in QUERY_SETS:
             p.error(f"unknown query set {s}")
@@ -897,6 +915,10 @@ def main():
     bench.data.ensure()
     if bench.also:
         bench.also.ensure()
+    if args.signed:
+        for data in (bench.data, bench.also):
+            if data:
+                signed_setup.ensure(data, args.build, ABSENT_PREFIX)
     if args.generate_only:
         return 0
     run_root = pathlib.Path(args.workdir) / "run"
@@ -915,7 +937,10 @@ def main():
         log("servers: " + ", ".join(f"{s.name} :{s.port}" for s in servers))
         if args.check_samples > 0:
             for data in (bench.data, bench.also):
-                if data:
+                if data and args.signed:
+                    signed_setup.check_answers([s for s in servers if s.data is data], data,
+                                               args.check_samples, args.sets)
+                elif data:
                     check_answers([s for s in servers if s.data is data], data,
                                   args.check_samples)
         if args.warmup > 0:
@@ -934,7 +959,10 @@ def main():
                         f"{r['qps']:9,.0f} q/s {r['cpu_us']:6.1f} µs/q "
                         f"(pdns {r['cpu_us_pdns']:.1f} + backend {r['cpu_us_backend']:.1f}) "
                         f"cores {r['cores']:.2f} lost {r['lost']} codes {r['codes']}")
-        latency = measure_latency(args, servers, args.sets[0])
+        # The signed run measures latency for every set; the unsigned one for the first.
+        latency_by_set = {q: measure_latency(args, servers, q)
+                          for q in (args.sets if args.signed else args.sets[:1])}
+        latency = latency_by_set[args.sets[0]]
         for s in servers:
             log(f"latency {s.name:20} p50 {fmt(latency[s.name]['p50'], '.3f')} ms "
                 f"p99 {fmt(latency[s.name]['p99'], '.3f')} ms ({latency[s.name]['n']} answers, "
@@ -942,9 +970,12 @@ def main():
     finally:
         bench.stop_all(servers)
     table = report(args, bench, servers, results, latency, started)
+    if args.signed:
+        table += signed_setup.report(args, servers, results, latency_by_set)
     print(table)
     raw = {"args": {k: str(v) for k, v in vars(args).items()},
-           "results": {f"{k[0]} {k[1]}": v for k, v in results.items()}, "latency": latency}
+           "results": {f"{k[0]} {k[1]}": v for k, v in results.items()},
+           "latency": latency_by_set}
     (bench.run_dir / "results.json").write_text(json.dumps(raw, indent=1))
     (bench.run_dir / "results.md").write_text(table)
     log(f"raw results in {bench.run_dir}")
