@@ -2,10 +2,12 @@
 # Instructions per question of pdns_server with the native module, under callgrind: a figure
 # that does not depend on how busy the machine is, and the profile that says where they go.
 #
-# Usage: tests/bench/profile_native.sh [DATA_DIR] [QUERIES]
+# Usage: tests/bench/profile_native.sh [DATA_DIR] [QUERIES] [SET]
 #   DATA_DIR  a dns_bench.py data set (default: the newest under /tmp/smimea-bench), made with
 #             dns_bench.py --generate-only
-#   QUERIES   how many questions of its "hits" set to profile (default 12000)
+#   QUERIES   how many questions of its query set to profile (default 12000)
+#   SET       the query set (default hits); in a signed data set (dns_bench.py --signed
+#             --generate-only) also nxdomain or ent, asked with the DO bit
 # Needs valgrind, dnsperf and a build with the module (SMIMEA_BUILD_DIR, default build-bench).
 # Prints Ir per question for the whole of pdns and for the module's lookup(), and leaves
 # callgrind.out.* in the run directory for callgrind_annotate / kcachegrind.
@@ -14,6 +16,9 @@ cd "$(dirname "$0")/../.."
 build=$(realpath "${SMIMEA_BUILD_DIR:-build-bench}")
 data=${1:-$(ls -dt /tmp/smimea-bench/data-* 2>/dev/null | head -1)}
 queries=${2:-12000}
+set=${3:-hits}
+do_bit=
+case $data in *-signed) do_bit=-D ;; esac
 [ -n "$data" ] && [ -f "$data/smimea.yaml" ] || {
   echo "profile_native: no data set; run dns_bench.py --generate-only first" >&2
   exit 2
@@ -39,7 +44,7 @@ negquery-cache-ttl=0
 distributor-threads=1
 loglevel=4
 EOF
-head -n "$queries" "$data/queries-hits.txt" >"$run/queries.txt"
+head -n "$queries" "$data/queries-$set.txt" >"$run/queries.txt"
 cd "$run"
 valgrind --tool=callgrind --dump-instr=no /usr/sbin/pdns_server --config-dir="$run" >pdns.log 2>&1 &
 vg=$!
@@ -52,9 +57,9 @@ until kdig +short +timeout=1 +retry=0 -p "$port" @127.0.0.1 . SOA >/dev/null 2>&
 done
 rate=300  # questions per second: well below what pdns manages under callgrind
 # Warm up (the store's pages, pdns's own caches of metadata), then count only the measured run.
-dnsperf -s 127.0.0.1 -p "$port" -d queries.txt -Q $rate -l 5 >/dev/null 2>&1
+dnsperf $do_bit -s 127.0.0.1 -p "$port" -d queries.txt -Q $rate -l 5 >/dev/null 2>&1
 callgrind_control -z "$vg" >/dev/null 2>&1
-dnsperf -s 127.0.0.1 -p "$port" -d queries.txt -Q $rate -n 1 -l $((queries / rate + 30)) >dnsperf.txt 2>&1
+dnsperf $do_bit -s 127.0.0.1 -p "$port" -d queries.txt -Q $rate -n 1 -l $((queries / rate + 30)) >dnsperf.txt 2>&1
 callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 2
 answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' dnsperf.txt)
@@ -65,4 +70,8 @@ module=$(grep -m1 'SmimeaBackend::lookup' annotate.txt | sed 's/^ *\([0-9,]*\) .
 echo "questions answered: $answered"
 echo "pdns_server, Ir per question:     $((total / answered))"
 echo "module lookup(), Ir per question: $((module / answered))"
+if [ -n "$do_bit" ]; then
+  signing=$(grep -m1 ' addRRSigs(' annotate.txt | sed 's/^ *\([0-9,]*\) .*/\1/' | tr -d ,)
+  echo "pdns addRRSigs(), Ir per question: $((${signing:-0} / answered))"
+fi
 echo "profile: $run/$profile (callgrind_annotate --inclusive=yes $run/$profile)"
