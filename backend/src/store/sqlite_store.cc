@@ -43,6 +43,18 @@ std::optional<ZoneKind> parse_zone_kind(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+
+// A reader without write access to the file can still read it (WAL needs the -shm file to
+// exist, which smimea-ctl leaves behind).
+Result<detail::DbPtr> open_store_file(const std::string& path, bool read_only) {
+  auto read_write = open_db(path, SQLITE_OPEN_READWRITE);
+  if (read_write.ok() || !read_only) return read_write;
+  return open_db(path, SQLITE_OPEN_READONLY);
+}
+
+}  // namespace
+
 SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreOptions& options) {
@@ -51,12 +63,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
     return Status::store_error(path, "store not found (create it with smimea-ctl init)");
   }
   if (!S_ISREG(st.st_mode)) return Status::store_error(path, "not a regular file");
-  auto db = open_db(path, SQLITE_OPEN_READWRITE);
-  if (!db.ok() && options.read_only) {
-    // A reader without write access to the file can still read it (WAL needs the -shm file
-    // to exist, which smimea-ctl leaves behind).
-    db = open_db(path, SQLITE_OPEN_READONLY);
-  }
+  auto db = open_store_file(path, options.read_only);
   if (!db.ok()) return db.status();
   sqlite3* h = db->get();
   sqlite3_busy_timeout(h, static_cast<int>(options.busy_timeout_ms));
