@@ -1,4 +1,4 @@
-"""Runs Debian's real pdns_server (4.7.3) on 127.0.0.1 against our backend, for the
+"""Runs Debian's real pdns_server (4.7.3 on Debian 12, 4.9 on Debian 13) on 127.0.0.1 against our backend, for the
 integration tests in test_pdns.py.
 
 A Connector says how pdns reaches the backend: the lines it adds to pdns.conf, and any
@@ -29,6 +29,21 @@ PDNS_SERVER = "/usr/sbin/pdns_server"
 PDNS_CONTROL = "/usr/bin/pdns_control"
 PDNSUTIL = "/usr/bin/pdnsutil"
 ADDRESS = "127.0.0.1"
+
+
+def _pdns_version():
+    """(major, minor) of the installed pdns-server, from dpkg (e.g. 4.9.20-0+deb13u1)."""
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "pdns-server"],
+                         capture_output=True, text=True, check=False).stdout
+    parts = out.split(":")[-1].split(".")
+    return (int(parts[0]), int(parts[1])) if len(parts) > 1 else (0, 0)
+
+
+PDNS_VERSION = _pdns_version()
+# pdns 4.8 added workaround-11804: an AXFR sends one record per message instead of 100, so
+# 100 large records (full RSA certificates) no longer overflow a 64 KB message. The README
+# tells operators to set it; every pdns here runs with it where pdns has it.
+HAS_WORKAROUND_11804 = PDNS_VERSION >= (4, 8)
 
 
 def _tail(path, limit=4000):
@@ -246,6 +261,8 @@ class PdnsServer:
             "negquery-cache-ttl=0",
             "loglevel=6",
         ]
+        if HAS_WORKAROUND_11804:
+            lines.append("workaround-11804=yes")
         lines += self.connector.config_lines()
         lines += self._extra
         return "\n".join(lines) + "\n"
