@@ -71,7 +71,7 @@ echo "questions answered: $answered"
 echo "pdns_server, Ir per question:     $((total / answered))"
 echo "module lookup(), Ir per question: $((module / answered))"
 if [ -n "$do_bit" ]; then
-  signing=$(grep -m1 ' addRRSigs(' annotate.txt | sed 's/^ *\([0-9,]*\) .*/\1/' | tr -d ,)
+  signing=$(grep -m1 ':addRRSigs(' annotate.txt | sed 's/^ *\([0-9,]*\) .*/\1/' | tr -d ,)
   echo "pdns addRRSigs(), Ir per question: $((${signing:-0} / answered))"
 fi
 echo "profile: $run/$profile (callgrind_annotate --inclusive=yes $run/$profile)"
