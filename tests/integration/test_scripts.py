@@ -263,3 +263,15 @@ def test_apt_dir_other_than_etc_apt_only_for_printing(tmp_path):
                        env={**os.environ, "SMIMEA_APT_DIR": str(tmp_path)})
     assert r.returncode == 2 and "--print-sources" in r.stderr
     assert not (tmp_path / "src").exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["trixie"], ["--keep"], ["", "true"], ["trixie", "a", "b"]])
+def test_debian_chroot_usage_errors_change_nothing(argv, tmp_path):
+    """scripts/debian-chroot refuses a wrong command line with status 2 and its usage, before
+    it needs root, the network or its cache (CI runs it for real: the Debian 13 leg)."""
+    cache = tmp_path / "cache"
+    r = subprocess.run([ROOT / "scripts" / "debian-chroot", *argv], capture_output=True,
+                       text=True, timeout=30, env={**os.environ, "SMIMEA_CHROOT_CACHE": str(cache)})
+    assert r.returncode == 2, r
+    assert "usage: debian-chroot [--keep] RELEASE COMMAND" in r.stderr
+    assert not cache.exists()
