@@ -22,6 +22,9 @@ Servers (--servers):
   null-unix    pdns + null_backend over unix: the protocol's own ceiling
   null-pipe    pdns + null_backend over pipe, timeout=0
 
+With --signed, every zone is signed with the same key in every server (NSEC3 narrow) and the
+query sets are hits, nxdomain and ent, asked with the DO bit: see signed_setup.py.
+
 With --also-records M, every server also runs on a second data set of M owners (named
 "server@M"), in the same rounds: the column "QPS ×itself@M" is then how much of its QPS at M
 a server keeps at --records owners, measured side by side (flatness with size).
@@ -843,13 +846,9 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1, help="dnsperf -T")
     p.add_argument("--clients", type=int, default=4, help="dnsperf -c")
     p.add_argument("--outstanding", type=int, default=64, help="dnsperf -q")
-    p.add_argument("--servers", default=None,
-                   help=f"comma-separated subset of {','.join(SERVERS)} (with --signed: of "
-                        f"{','.join(signed_setup.SIGNED_SERVERS)}, default "
-                        f"{signed_setup.DEFAULT_SERVERS})")
-    p.add_argument("--sets", default=None,
-                   help="query sets, the first one gets the full table (hits, mix, full; with "
-                        "--signed: hits, nxdomain, ent, all three by default)")
+    p.add_argument("--servers", help=f"comma-separated subset of {','.join(SERVERS)}")
+    p.add_argument("--sets", help="query sets, the first one gets the full table (hits, mix, "
+                                  "full; default all three)")
     p.add_argument("--check-samples", type=int, default=20,
                    help="questions per query set compared across servers before measuring")
     p.add_argument("--other-backend", action="append", default=[], metavar="LABEL=PATH",
@@ -861,17 +860,12 @@ def parse_args():
     p.add_argument("--ready-timeout", type=int, default=600, help="seconds for pdns to load")
     p.add_argument("--generate-only", action="store_true", help="make the data set and stop")
     p.add_argument("--out", type=pathlib.Path, help="also write the table here (Markdown)")
-    p.add_argument("--signed", action="store_true",
-                   help="DNSSEC: the same ECDSA P-256 key and NSEC3 narrow in every server, DO "
-                        "bit set, query sets hits,nxdomain,ent (see signed_setup.py)")
+    signed_setup.add_argument(p)
     args = p.parse_args()
     args.build = args.build.resolve()
     if " " in str(args.build) + args.workdir:
         p.error("--build and --workdir must not contain spaces (pdns splits the pipe command)")
-    if args.signed:
-        QUERY_SETS.update(signed_setup.SIGNED_SETS)
-        args.servers = args.servers or signed_setup.DEFAULT_SERVERS
-        args.sets = args.sets or ",".join(signed_setup.SIGNED_SETS)
+    signed_setup.apply_arguments(args, QUERY_SETS)
     args.servers = [s for s in (args.servers or ",".join(SERVERS)).split(",") if s]
     args.sets = args.sets or "hits,mix,full"
     args.backend_binaries = {}
@@ -890,7 +884,7 @@ def parse_args():
     for s in args.servers:
         if s not in SERVERS:
             p.error(f"unknown server {s}")
-        if args.signed and s not in signed_setup.SIGNED_SERVERS and s not in args.backend_binaries:
+        if args.signed and SERVERS[s][0] == "null":
             p.error(f"--signed: {s} cannot serve signed zones")
     for s in args.sets:
         if s not in QUERY_SETS:
@@ -980,7 +974,7 @@ def main():
     print(table)
     raw = {"args": {k: str(v) for k, v in vars(args).items()},
            "results": {f"{k[0]} {k[1]}": v for k, v in results.items()},
-           "latency": latency_by_set,
+           "latency": latency_by_set if args.signed else latency,
            "first_pass": {f"{k[0]} {k[1]}": v for k, v in first_pass.items()}}
     (bench.run_dir / "results.json").write_text(json.dumps(raw, indent=1))
     (bench.run_dir / "results.md").write_text(table)

@@ -27,7 +27,6 @@ rounds, which then measure the steady state in which every RRSIG asked for was m
 the first pass is reported as well.
 """
 import json
-import pathlib
 import random
 import sqlite3
 import statistics
@@ -50,7 +49,6 @@ SIGNED_SETS = {
     "nxdomain": "NXDOMAIN, NSEC3 narrow denial",
     "ent": "the _smimecert empty non-terminal: NODATA, NSEC3",
 }
-SIGNED_SERVERS = ("smimea-native", "smimea-unix", "smimea-pipe", "gsqlite3", "bind")
 DEFAULT_SERVERS = "smimea-native,smimea-unix,gsqlite3,bind"
 KIND_SETTINGS = {  # pdns.conf lines that turn DNSSEC on, per backend kind (bind: its db)
     "smimea": ["remote-dnssec=yes"],
@@ -61,6 +59,21 @@ KIND_SETTINGS = {  # pdns.conf lines that turn DNSSEC on, per backend kind (bind
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def add_argument(parser):
+    parser.add_argument("--signed", action="store_true",
+                        help="DNSSEC: the same ECDSA P-256 key and NSEC3 narrow in every server, "
+                             "the DO bit set; servers default to " + DEFAULT_SERVERS + " (not "
+                             "null-*), sets to " + ",".join(SIGNED_SETS) + " (signed_setup.py)")
+
+
+def apply_arguments(args, query_sets):
+    """--signed: the signed query sets and the signed run's default servers and sets."""
+    if args.signed:
+        query_sets.update(SIGNED_SETS)
+        args.servers = args.servers or DEFAULT_SERVERS
+        args.sets = args.sets or ",".join(SIGNED_SETS)
 
 
 def pdnsutil(conf_dir, *argv):
