@@ -98,8 +98,8 @@ class DataSet:
         t0 = time.time()
         # dns_bench's pool: real certificates, published by smimea-ctl into a scratch store.
         pool_maker = dns_bench.DataSet(types.SimpleNamespace(
-            workdir=str(self.dir), records=0, zones=0, seed=0, cert_pool=self.args.cert_pool,
-            build=self.args.build, regenerate=False))
+            workdir=str(self.dir), zones=0, seed=0, cert_pool=self.args.cert_pool,
+            build=self.args.build, regenerate=False, signed=False), 0)
         pool_maker.dir = self.dir
         pool = pool_maker.make_cert_pool()
         self.make_store(pool)
