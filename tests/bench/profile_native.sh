@@ -8,6 +8,8 @@
 #   QUERIES   how many questions of its query set to profile (default 12000)
 #   SET       the query set (default hits); in a signed data set (dns_bench.py --signed
 #             --generate-only) also nxdomain or ent, asked with the DO bit
+# PROFILE_BACKEND=gsqlite3 profiles pdns's gsqlite3 backend on the data set's database instead
+# (its signed copy, with gsqlite3-dnssec, in a signed data set), for comparison.
 # Needs valgrind, dnsperf and a build with the module (SMIMEA_BUILD_DIR, default build-bench).
 # Prints Ir per question for the whole of pdns and for the module's lookup(), and leaves
 # callgrind.out.* in the run directory for callgrind_annotate / kcachegrind.
@@ -23,13 +25,24 @@ case $data in *-signed) do_bit=-D ;; esac
   echo "profile_native: no data set; run dns_bench.py --generate-only first" >&2
   exit 2
 }
-[ -f "$build/libsmimeabackend.so" ] || { echo "profile_native: $build/libsmimeabackend.so not built" >&2; exit 2; }
+if [ "${PROFILE_BACKEND:-native}" = gsqlite3 ]; then
+  launch="launch=gsqlite3
+gsqlite3-database=$data/pdns.sqlite3"
+  [ -z "$do_bit" ] || launch="launch=gsqlite3
+gsqlite3-database=$data/pdns-signed.sqlite3
+gsqlite3-dnssec=yes"
+  lookup_fn='GSQLBackend::lookup'
+else
+  [ -f "$build/libsmimeabackend.so" ] || { echo "profile_native: $build/libsmimeabackend.so not built" >&2; exit 2; }
+  launch="launch=smimea
+load-modules=$build/libsmimeabackend.so
+smimea-config=$data/smimea.yaml"
+  lookup_fn='SmimeaBackend::lookup'
+fi
 run=$(mktemp -d /tmp/smimea-profile.XXXXXX)
 port=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, "tests/integration"); from smimea_test import free_port; print(free_port())')
 cat >"$run/pdns.conf" <<EOF
-launch=smimea
-load-modules=$build/libsmimeabackend.so
-smimea-config=$data/smimea.yaml
+$launch
 local-address=127.0.0.1
 local-port=$port
 socket-dir=$run
@@ -66,10 +79,10 @@ answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' dnsperf.txt)
 profile=$(ls -t callgrind.out.*.* | head -1)
 callgrind_annotate --inclusive=yes "$profile" >annotate.txt 2>/dev/null
 total=$(sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' annotate.txt | tr -d ,)
-module=$(grep -m1 'SmimeaBackend::lookup' annotate.txt | sed 's/^ *\([0-9,]*\) .*/\1/' | tr -d ,)
+module=$(grep -m1 "$lookup_fn" annotate.txt | sed 's/^ *\([0-9,]*\) .*/\1/' | tr -d ,)
 echo "questions answered: $answered"
 echo "pdns_server, Ir per question:     $((total / answered))"
-echo "module lookup(), Ir per question: $((module / answered))"
+echo "backend lookup(), Ir per question: $((module / answered))"
 if [ -n "$do_bit" ]; then
   signing=$(grep -m1 ':addRRSigs(' annotate.txt | sed 's/^ *\([0-9,]*\) .*/\1/' | tr -d ,)
   echo "pdns addRRSigs(), Ir per question: $((${signing:-0} / answered))"
