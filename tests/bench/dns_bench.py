@@ -129,7 +129,8 @@ class DataSet:
         schema = hashlib.sha256((ROOT / "schema/schema.sql").read_bytes()).hexdigest()[:8]
         self.dir = pathlib.Path(args.workdir) / (
             f"data-n{records}-z{args.zones}-s{args.seed}-p{args.cert_pool}"
-            f"-g{GENERATOR_VERSION}-{schema}" + ("-signed" if args.signed else ""))
+            f"-g{GENERATOR_VERSION}-{schema}"
+            + ("-signed" if getattr(args, "signed", False) else ""))
         self.config = self.dir / "smimea.yaml"
         self.store = self.dir / "smimea.db"
         self.gsqlite = self.dir / "pdns.sqlite3"
