@@ -6,6 +6,7 @@ The build directory comes from SMIMEA_BUILD_DIR (set by CTest), else ../../build
 SMIMEA_INSTALLED=1 the tests run the installed packages instead: /usr/bin/smimea-ctl,
 /usr/bin/smimea-backend and the native module in pdns's module directory.
 """
+import datetime
 import hashlib
 import os
 import pathlib
@@ -178,3 +179,26 @@ class Cert:
     def rdatas(self, *params):
         """{(usage, selector, matching_type, data)} for the given (u, s, m) sets."""
         return {(u, s, m, self.data(s, m)) for (u, s, m) in params}
+
+
+def self_signed_certificates(key, addresses):
+    """A self-signed S/MIME certificate per address, all with one key (python3-cryptography
+    objects), valid from yesterday for a year: subjectAltName email, not a CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = []
+    for address in addresses:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+        out.append(x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=365))
+                   .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                                  critical=True)
+                   .sign(key, hashes.SHA256()))
+    return out

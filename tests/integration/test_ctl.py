@@ -9,7 +9,6 @@ certificates come from python3-cryptography.
 Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test_ctl.py
 """
 import base64
-import datetime
 import hashlib
 import json
 import os
@@ -28,7 +27,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from smimea_test import CTL, Store, make_cert, require, run  # noqa: E402
+from smimea_test import (CTL, Store, make_cert, require, run,  # noqa: E402
+                         self_signed_certificates)
 
 require(CTL)
 
@@ -99,27 +99,15 @@ def expired_cert(directory, email, key="ec"):
 def bulk_certs(directory, n, domain="bulk.example", prefix="user"):
     """n certificates, one file each, for prefix<i>@domain, all with one EC key. Returns the
     total size of the files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    certs = self_signed_certificates(ec.generate_private_key(ec.SECP256R1()),
+                                     [f"{prefix}{i}@{domain}" for i in range(n)])
     total = 0
-    for i in range(n):
-        email = f"{prefix}{i}@{domain}"
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, email)])
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=365))
-                .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]),
-                               critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
+    for i, cert in enumerate(certs):
         data = cert.public_bytes(serialization.Encoding.PEM)
         (directory / f"{prefix}{i:05d}.pem").write_bytes(data)
         total += len(data)

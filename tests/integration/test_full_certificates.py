@@ -13,7 +13,6 @@ the failure: the primary's AXFR aborts.
 
 Run: SMIMEA_BUILD_DIR=build /usr/bin/python3 -m pytest -q tests/integration/test_full_certificates.py
 """
-import datetime
 import pathlib
 import sys
 
@@ -21,14 +20,12 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
 from pdns import (CONNECTORS, HAS_WORKAROUND_11804, PdnsServer,  # noqa: E402
                   connector_name)  # noqa: F401 (a fixture)
-from smimea_test import Store, free_port, owner_name  # noqa: E402
+from smimea_test import Store, free_port, owner_name, self_signed_certificates  # noqa: E402
 from test_transfer import (CONFIG_YAML, LOAD_BOUND, KnotSecondary, PdnsSecondary,  # noqa: E402
                            axfr, primary_config, soa_serial, wait_for)
 
@@ -39,20 +36,10 @@ MAILBOXES = 300
 def rsa_certificates(directory, count):
     """count self-signed RSA-2048 S/MIME certificates for user<i>@ZONE, one key for all (the
     key does not matter to the transfer, the record size does): {address: (pem path, der)}."""
+    addresses = [f"user{i:03d}@{ZONE}" for i in range(count)]
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.datetime.now(datetime.timezone.utc)
     certs = {}
-    for i in range(count):
-        address = f"user{i:03d}@{ZONE}"
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=365))
-                .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), False)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
-                               False)
-                .sign(key, hashes.SHA256()))
+    for i, (address, cert) in enumerate(zip(addresses, self_signed_certificates(key, addresses))):
         path = pathlib.Path(directory) / f"user{i:03d}.pem"
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         certs[address] = (path, cert.public_bytes(serialization.Encoding.DER))
