@@ -94,7 +94,7 @@ def test_unsigned_child_is_an_insecure_delegation(env):
     bitmaps = [set(rd.to_text().split()[5:]) for rrset in nsec3 for rd in rrset]
     assert {"NS"} in bitmaps, env.why(f"NSEC3 type maps {bitmaps}", r)
     # Below the cut the child answers (unsigned: no AD), not SERVFAIL.
-    with resolver(env).start() as unbound:
+    with resolver(env) as unbound:
         r = unbound.query(env.alice.owner, "SMIMEA")
         assert r.rcode() == dns.rcode.NOERROR, env.why("owner through unbound", r, unbound)
         assert r.answer and not r.flags & dns.flags.AD, env.why("insecure owner", r, unbound)
@@ -132,7 +132,7 @@ def test_signed_child_validates_from_the_parents_key(env, tmp_path):
             r = run([delv, "-a", anchors, f"+root={PARENT}", f"@{ADDRESS}", "-p",
                      str(env.server.port), "+tcp", qname, "SMIMEA"], check=False)
             assert "fully validated" in r.stdout, r.stdout + r.stderr
-    with resolver(env).start() as unbound:
+    with resolver(env) as unbound:
         r = unbound.query(env.alice.owner, "SMIMEA")
         assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AD, \
             env.why("owner through unbound, parent anchor only", r, unbound)

@@ -36,7 +36,8 @@ if os.environ.get("SMIMEA_INSTALLED") != "1":
     pytest.skip("tests the installed packages: run scripts/test-package", allow_module_level=True)
 assert os.geteuid() == 0, "the package tests install and purge packages: run them as root"
 
-from pdns import Connector, PdnsServer, UnixConnector, wait_for_socket  # noqa: E402
+from pdns import (HAS_WORKAROUND_11804, Connector, PdnsServer, UnixConnector,  # noqa: E402
+                  wait_for_socket)
 from smimea_test import ROOT, free_port, make_cert, run  # noqa: E402
 
 DEB_DIR = pathlib.Path(os.environ.get("SMIMEA_DEB_DIR", ROOT / "build-deb")).resolve()
@@ -234,16 +235,23 @@ class InstalledModule(Connector):
 
 
 def snippet_lines(launch):
-    """The settings of the shipped pdns.d example for launch=<launch>, uncommented."""
+    """The settings of the shipped pdns.d example for launch=<launch>, uncommented (a way
+    ends at an empty comment line), and workaround-11804=yes where pdns has it (4.8+)."""
     lines = []
     current = None
-    for line in PDNS_SNIPPET.read_text().splitlines():
+    text = PDNS_SNIPPET.read_text()
+    for line in text.splitlines():
         setting = line.lstrip("# ").strip()
-        if setting.startswith("launch+="):
+        if not setting:
+            current = None
+        elif setting.startswith("launch+="):
             current = setting.split("=", 1)[1]
         elif current == launch and "=" in setting and " " not in setting:
             lines.append(setting)
     assert lines, f"{PDNS_SNIPPET} has no settings for launch={launch}"
+    assert "\n# workaround-11804=yes\n" in text, "the example no longer names workaround-11804"
+    if HAS_WORKAROUND_11804:
+        lines.append("workaround-11804=yes")
     return lines
 
 
