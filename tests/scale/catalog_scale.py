@@ -30,7 +30,6 @@ import json
 import os
 import pathlib
 import select
-import shutil
 import signal
 import socket
 import sqlite3
@@ -89,7 +88,6 @@ from smimea_test import CTL, Cert, run  # noqa: E402
 import test_catalog  # noqa: E402  (Knot and BIND catalog secondaries)
 from test_ixfrdist import IXFRDIST, transfer  # noqa: E402
 from test_transfer import PdnsSecondary, smimea_at  # noqa: E402
-import dns_bench  # noqa: E402
 from transfer_bench import DataSet  # noqa: E402
 
 CATALOG = test_catalog.CATALOG
@@ -245,21 +243,9 @@ class Scale:
             cert_pool=8, build=a.build, regenerate=a.regenerate, seed=0, signed=False)
         data = DataSet(ns)
         t = time.monotonic()
-        if a.regenerate or not data.meta_file.exists():
-            # transfer_bench's generator, with the certificate pool made by dns_bench directly
-            # (its DataSet's signature moved on since transfer_bench was written).
-            if data.dir.exists():
-                shutil.rmtree(data.dir)
-            data.dir.mkdir(parents=True)
-            pool_maker = dns_bench.DataSet(ns, 0)
-            pool_maker.dir = data.dir
-            data.make_store(pool_maker.make_cert_pool())
-            data.meta_file.write_text(json.dumps(
-                {"generated_seconds": round(time.monotonic() - t)}))
-            log(f"data set generated in {time.monotonic() - t:.0f} s")
+        data.ensure()  # transfer_bench's generator, cached under --workdir
         self.data = data
-        self.results["data_seconds"] = json.loads(data.meta_file.read_text())[
-            "generated_seconds"]
+        self.results["data_seconds"] = data.meta["generated_seconds"]
         self.config = a.workdir / "scale.yaml"
         self.config.write_text(
             f"database: {data.store}\ncatalog: {CATALOG}\n"
