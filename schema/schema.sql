@@ -1,4 +1,4 @@
--- SMIMEA certificate store, schema version 6 (the full schema of a new store).
+-- SMIMEA certificate store, schema version 7 (the full schema of a new store).
 -- An older store is brought up to date by migrations/NNNN_<what>.sql, each one transaction
 -- that ends by setting PRAGMA user_version. smimea-ctl init applies them; see README.
 --
@@ -39,6 +39,25 @@ CREATE TABLE catalog (
   notified_serial INTEGER                             -- NULL: never notified
 );
 INSERT INTO catalog (id, serial) VALUES (0, CAST(strftime('%s', 'now') AS INTEGER));
+
+-- Version 7. The zone-table version: a random value, replaced by these triggers whenever a row
+-- of zones or catalog changes, in the transaction that changes it. Processes that answer from
+-- the store share one zone table per version (backend/include/smimea/zone_table.h). Random
+-- rather than counted, so that a store restored from a backup, or made again at the same
+-- path, never shows a version that meant other contents.
+CREATE TABLE zone_table_version (
+  id      INTEGER PRIMARY KEY CHECK (id = 0),
+  version INTEGER NOT NULL
+);
+INSERT INTO zone_table_version (id, version) VALUES (0, random());
+CREATE TRIGGER zones_insert_moves_version AFTER INSERT ON zones
+BEGIN UPDATE zone_table_version SET version = random(); END;
+CREATE TRIGGER zones_update_moves_version AFTER UPDATE ON zones
+BEGIN UPDATE zone_table_version SET version = random(); END;
+CREATE TRIGGER zones_delete_moves_version AFTER DELETE ON zones
+BEGIN UPDATE zone_table_version SET version = random(); END;
+CREATE TRIGGER catalog_update_moves_version AFTER UPDATE ON catalog
+BEGIN UPDATE zone_table_version SET version = random(); END;
 
 CREATE TABLE certificates (
   id          INTEGER PRIMARY KEY,
@@ -137,4 +156,4 @@ CREATE TABLE token_scopes (
   PRIMARY KEY (token_id, kind, value)
 );
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

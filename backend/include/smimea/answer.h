@@ -1,9 +1,8 @@
 // Answering PowerDNS's questions from the store: the logic shared by every adapter (the remote
 // backend over a pipe or unix socket, and the native module).
 //
-// An Answerer owns one Store connection's view of the zones: a sorted in-memory table with
-// each zone's SOA content rendered, reloaded only when the database changed (PRAGMA
-// data_version), never per query. lookup() costs, after warm-up: no heap allocation, at most
+// An Answerer owns one Store connection and answers from the process's shared zone table
+// (zone_table.h), checked when the database changed (PRAGMA data_version), never per query. lookup() costs, after warm-up: no heap allocation, at most
 // one indexed SELECT (owner names only), zone-level names answered from memory.
 // One Answerer per connection/thread, as PowerDNS uses one backend instance per thread. Its
 // reads between checks for changes share the store's held snapshot (Store::hold_read).
@@ -22,6 +21,7 @@
 #include "smimea/lookup_metrics.h"
 #include "smimea/status.h"
 #include "smimea/store.h"
+#include "smimea/zone_table.h"
 
 namespace smimea {
 
@@ -48,23 +48,6 @@ class RecordSink {
   virtual void add_smimea(std::string_view qname, std::int64_t zone_id, const RecordView& rr) = 0;
   // An empty non-terminal marker (pdns's "ENT" pseudo-type).
   virtual void add_ent(std::string_view qname, std::int64_t zone_id) = 0;
-};
-
-struct ZoneEntry {
-  Zone zone;
-  std::string soa_content;  // "mname rname serial refresh retry expire minimum"
-  // What follows the 56 hex digits in an owner name of this zone, fully qualified:
-  // "._smimecert.example.com." or, for a zone whose apex is _smimecert.example.com, ".<apex>.".
-  std::string owner_suffix;
-  std::string fqdn;  // "example.com."
-  // Delegations inside the store: the index in the zone table of this zone's authoritative
-  // child _smimecert.<name> (this zone delegates it: NS and DS at the cut, nothing below),
-  // and of this _smimecert zone's authoritative parent. -1 if none.
-  int child = -1;
-  int parent = -1;
-  // The catalog zone (`catalog:`; id kCatalogZoneId, serial from Store::load_catalog): its
-  // answers are the members' PTRs, not the store's records (catalog.cc).
-  bool catalog = false;
 };
 
 class Answerer;
@@ -116,7 +99,8 @@ class Answerer {
   Answerer(const Answerer&) = delete;
   Answerer& operator=(const Answerer&) = delete;
 
-  // Reloads the zone table if the database changed since the last call.
+  // Takes the store's current zone table if the database changed since the last check: in the
+  // snapshot of an open listing, if there is one, else in a new one.
   Status refresh();
 
   // How long a check for changes, and the read snapshot it was made in, serve the lookups
@@ -156,7 +140,7 @@ class Answerer {
   // The zone table as of the last refresh(), sorted by name. Entries and pointers to them are
   // valid until the next call that may reload it (refresh, lookup, list, open_listing,
   // open_transfer): read what you need from an entry before making one.
-  const std::vector<ZoneEntry>& zones() const { return zones_; }
+  const std::vector<ZoneEntry>& zones() const;
   const ZoneEntry* find_zone(std::string_view name) const;  // any case, trailing dot optional
   const ZoneEntry* find_zone_by_id(std::int64_t id) const;
 
@@ -175,7 +159,7 @@ class Answerer {
  private:
   const ZoneEntry* find_zone_lower(std::string_view lower_name) const;
   bool checked_recently() const;
-  Status check_for_changes();  // refresh() in the current transaction, if any
+  Status check_for_changes();  // in the read transaction the caller holds
   Status renew();              // a new read snapshot held for lookups, checked for changes
   Status renew_for(std::string_view lower_name);  // renew(); errors only for names of ours
   bool is_ours(std::string_view lower_name) const;
@@ -189,11 +173,6 @@ class Answerer {
   }
   Status find_owner(std::string_view qname, std::int64_t zone_id, const OwnerHash& hash,
                     RecordSink& sink, LookupResult* result);
-  Status reload();
-  // catalog.cc. Adds the catalog's entry to entries (sorted) and fills catalog_members_.
-  Status load_catalog_entry(std::vector<ZoneEntry>* entries);
-  // Fills catalog_members_ from zones_ (after by_name_ is built).
-  void index_catalog_members();
   // A name at or below the catalog's apex: the catalog's answer. lower_name is below
   // or at catalog.zone.name.
   void answer_catalog(std::string_view qname, std::string_view lower_name, QType qtype,
@@ -202,7 +181,7 @@ class Answerer {
   const ZoneEntry* catalog_above(std::string_view lower_name) const;
   // The catalog's records for a transfer: SOA, NS, version TXT, then the members' PTRs.
   void catalog_texts(const ZoneEntry& catalog, std::vector<ZoneListing::TextRecord>* texts) const;
-  // The DS set of a delegated child zone, computed from its keys once per table load.
+  // The DS set of a delegated child zone, computed from its keys once per commit seen.
   Result<const std::vector<std::string>*> delegation_ds_of(const ZoneEntry& child);
   Status answer_cut(std::string_view qname, QType qtype, const ZoneEntry& parent,
                     const ZoneEntry& child, RecordSink& sink, LookupResult* result);
@@ -213,18 +192,15 @@ class Answerer {
 
   Store& store_;
   const Config& config_;
-  std::vector<ZoneEntry> zones_;
-  std::unordered_map<std::int64_t, std::size_t> by_id_;
-  // Keys view zones_[i].zone.name: rebuilt with zones_, never kept across a reload.
-  std::unordered_map<std::string_view, std::size_t> by_name_;
+  const std::string table_key_;  // ZoneTable::key
+  // The table of the last check for changes; loaded_ is false until one succeeded and after
+  // one failed (a table is kept to tell which names are ours).
+  std::shared_ptr<const ZoneTable> table_;
   bool loaded_ = false;
   std::chrono::steady_clock::time_point last_check_{};  // of the last check for changes
   SavedOwner saved_owner_;
-  std::unordered_map<std::int64_t, std::vector<std::string>> ds_cache_;  // by child zone id
-  // The catalog's members by unique id (keys view zones_[i].zone.catalog_id), and the
-  // catalog's index in zones_ (-1: none).
-  std::unordered_map<std::string_view, std::size_t> catalog_members_;
-  int catalog_index_ = -1;
+  // By child zone id; emptied by every commit seen (a child's keys are not in the table).
+  std::unordered_map<std::int64_t, std::vector<std::string>> ds_cache_;
   std::uint64_t lookups_ = 0;
   LookupCounterSet counters_;  // the process's lookup_counters() sum every Answerer's
 };

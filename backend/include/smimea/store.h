@@ -28,7 +28,7 @@
 namespace smimea {
 
 // Version of schema/schema.sql; migrations/<N>_*.sql bring older stores up to it.
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 enum class ZoneMode : std::uint8_t {
   kAuthoritative = 0,  // we serve SOA, NS, the _smimecert ENT and the SMIMEA records
@@ -284,6 +284,12 @@ class Store {
   virtual Status load_zones(std::vector<Zone>* zones) = 0;
   // The catalog's serial, read with the zones (same snapshot when in one read transaction).
   virtual Status load_catalog(CatalogState* catalog) = 0;
+  // The zone-table version (zone_table.h): a random value that the store's triggers replace
+  // whenever a row of zones or catalog changes. One indexed read.
+  virtual Result<std::int64_t> zone_table_version() = 0;
+  // What the store was opened as.
+  virtual const std::string& path() const = 0;
+  virtual const StoreOptions& options() const = 0;
 
   // Visits every record of a zone, ordered by owner, from one consistent snapshot.
   virtual Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) = 0;
@@ -297,6 +303,8 @@ class Store {
   // one). Conflict if one is open. A read-only (query_only) Store may use it.
   virtual Status begin_read() = 0;
   virtual void end_read() noexcept = 0;
+  // Inside begin_read() (a listing's, or the snapshot lookups hold).
+  virtual bool reading() const = 0;
 
   // The snapshot lookups share. Beginning and ending a read transaction (file locks on the
   // -shm file, an fstat) costs more than the indexed read, so lookups keep one for a while:

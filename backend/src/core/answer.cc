@@ -58,7 +58,8 @@ std::string_view qtype_name(QType qtype) {
   return "";
 }
 
-Answerer::Answerer(Store& store, const Config& config) : store_(store), config_(config) {}
+Answerer::Answerer(Store& store, const Config& config)
+    : store_(store), config_(config), table_key_(ZoneTable::key(store, config)) {}
 
 Answerer::~Answerer() {
   std::lock_guard<std::mutex> lock(store_.held_read_mutex());
@@ -68,7 +69,13 @@ Answerer::~Answerer() {
 Status Answerer::refresh() {
   std::lock_guard<std::mutex> lock(store_.held_read_mutex());
   store_.end_held_read();  // a held snapshot may be older than kRecheckInterval
-  return check_for_changes();
+  // In an open listing's snapshot, else in a read transaction of its own, ended before
+  // returning (the caller may begin another).
+  if (store_.reading()) return check_for_changes();
+  SMIMEA_RETURN_IF_ERROR(store_.begin_read());
+  const Status s = check_for_changes();
+  store_.end_read();
+  return s;
 }
 
 Status Answerer::renew() {
@@ -103,62 +110,23 @@ Status Answerer::check_for_changes() {
   if (!changed.ok()) return changed.status();
   last_check_ = now;
   saved_owner_.valid = false;
-  if (*changed || !loaded_) {
-    // data_changed() has already taken note of the new version: if the reload fails, only
-    // loaded_ = false makes the next call try again instead of keeping the old table.
-    loaded_ = false;
-    return reload();
-  }
+  if (!*changed && loaded_) return Status();
+  // data_changed() has already taken note of the new version: if the table cannot be read,
+  // only loaded_ = false makes the next call try again instead of keeping the old table.
+  loaded_ = false;
+  ds_cache_.clear();
+  // Always in a read transaction (renew's, or a listing's): the table's version and its
+  // contents come from one snapshot.
+  auto table = ZoneTable::current(store_, config_, table_key_, table_);
+  if (!table.ok()) return table.status();
+  table_ = std::move(table).value();
+  loaded_ = true;
   return Status();
 }
 
-Status Answerer::reload() {
-  std::vector<Zone> zones;
-  SMIMEA_RETURN_IF_ERROR(store_.load_zones(&zones));
-  std::vector<ZoneEntry> entries;
-  entries.reserve(zones.size());
-  std::unordered_map<std::int64_t, std::size_t> by_id;
-  const SoaTemplate& soa = config_.soa;
-  for (Zone& z : zones) {
-    ZoneEntry e;
-    e.fqdn = z.name + ".";
-    e.owner_suffix = starts_with_smimecert(z.name) ? "." + e.fqdn : "._smimecert." + e.fqdn;
-    e.soa_content = soa.mname + " " + soa.rname + " " + std::to_string(z.serial) + " " +
-                    std::to_string(soa.refresh) + " " + std::to_string(soa.retry) + " " +
-                    std::to_string(soa.expire) + " " + std::to_string(soa.minimum);
-    e.zone = std::move(z);
-    entries.push_back(std::move(e));
-  }
-  SMIMEA_RETURN_IF_ERROR(load_catalog_entry(&entries));
-  for (std::size_t i = 0; i < entries.size(); ++i) by_id[entries[i].zone.id] = i;
-  by_name_.clear();  // views into the old table
-  zones_ = std::move(entries);
-  by_id_ = std::move(by_id);
-  // A question looks up several names among the zones (the apex, the parent of _smimecert,
-  // below_a_zone's walk): a hash lookup each, whatever the number of zones.
-  by_name_.reserve(zones_.size());
-  for (std::size_t i = 0; i < zones_.size(); ++i) by_name_.emplace(zones_[i].zone.name, i);
-  // A _smimecert.<domain> zone under its zone <domain>, both ours and authoritative, is a
-  // delegation: the parent answers NS and DS at the cut (RFC 4035 section 2.4).
-  for (std::size_t i = 0; i < zones_.size(); ++i) {
-    ZoneEntry& child = zones_[i];
-    if (child.zone.mode != ZoneMode::kAuthoritative || !starts_with_smimecert(child.zone.name)) {
-      continue;
-    }
-    auto it = by_name_.find(std::string_view(child.zone.name).substr(kSmimecertLabel.size() + 1));
-    if (it == by_name_.end()) continue;
-    ZoneEntry& parent = zones_[it->second];
-    if (parent.zone.mode != ZoneMode::kAuthoritative || starts_with_smimecert(parent.zone.name) ||
-        parent.catalog) {
-      continue;
-    }
-    parent.child = static_cast<int>(i);
-    child.parent = static_cast<int>(it->second);
-  }
-  ds_cache_.clear();
-  index_catalog_members();
-  loaded_ = true;
-  return Status();
+const std::vector<ZoneEntry>& Answerer::zones() const {
+  static const std::vector<ZoneEntry> kNone;
+  return table_ == nullptr ? kNone : table_->zones();
 }
 
 bool Answerer::below_a_zone(std::string_view lower_name) const {
@@ -174,8 +142,7 @@ bool Answerer::checked_recently() const {
 }
 
 const ZoneEntry* Answerer::find_zone_lower(std::string_view lower_name) const {
-  auto it = by_name_.find(lower_name);
-  return it == by_name_.end() ? nullptr : &zones_[it->second];
+  return table_ == nullptr ? nullptr : table_->find(lower_name);
 }
 
 const ZoneEntry* Answerer::find_zone(std::string_view name) const {
@@ -186,8 +153,7 @@ const ZoneEntry* Answerer::find_zone(std::string_view name) const {
 }
 
 const ZoneEntry* Answerer::find_zone_by_id(std::int64_t id) const {
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : &zones_[it->second];
+  return table_ == nullptr ? nullptr : table_->find_by_id(id);
 }
 
 Result<const std::vector<std::string>*> Answerer::delegation_ds_of(const ZoneEntry& child) {
@@ -305,9 +271,8 @@ __attribute__((always_inline)) inline Status Answerer::answer(std::string_view q
       return Status();
     }
     if (zone_id >= 0 && zone_id != zone->zone.id) {
-      if (zone->parent >= 0 && zones_[static_cast<std::size_t>(zone->parent)].zone.id == zone_id) {
-        return answer_cut(qname, qtype, zones_[static_cast<std::size_t>(zone->parent)], *zone, sink,
-                          result);
+      if (zone->parent >= 0 && table_->at(zone->parent).zone.id == zone_id) {
+        return answer_cut(qname, qtype, table_->at(zone->parent), *zone, sink, result);
       }
       return Status();
     }
@@ -432,7 +397,7 @@ Result<std::unique_ptr<ZoneListing>> Answerer::open_listing_of(const std::string
     }
   }
   if (zone->child >= 0) {
-    const ZoneEntry& child = zones_[static_cast<std::size_t>(zone->child)];
+    const ZoneEntry& child = table_->at(zone->child);
     for (const std::string& ns : config_.nameservers) {
       texts.push_back({child.fqdn, QType::kNs, config_.ns_ttl, ns, false});
     }

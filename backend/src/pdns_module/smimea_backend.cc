@@ -3,7 +3,8 @@
 //
 // PowerDNS makes one backend instance per thread that needs one (section 1.5 of the remote
 // backend notes in the README); each instance owns its own store connection, Answerer and
-// result buffer, so nothing here is shared between threads except the immutable factory.
+// result buffer, so nothing here is shared between threads except the immutable factory and
+// the zone table, which is immutable too (zone_table.h).
 // Built against the headers of the exact installed pdns version (see CMakeLists.txt); the
 // factory refuses to load into any other version.
 #include <cassert>

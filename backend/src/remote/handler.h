@@ -2,7 +2,7 @@
 // calls of the core's pdns semantics (smimea/pdns_semantics.h), and their outcomes back to
 // JSON. Shared by the pipe and unix-socket transports.
 //
-// A Handler owns one PdnsCalls (its own store connections and zone table); it is not
+// A Handler owns one PdnsCalls (its own store connections; the zone table is shared); it is not
 // thread-safe, so each pipe process or socket connection gets one. Nothing escapes handle().
 // An outcome becomes {"result":...} (an answer), {"result":false} ("no", with its message
 // in "log"; logged to stderr when it is an error) or {"error":...} ("failed": no result

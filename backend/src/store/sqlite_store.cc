@@ -186,6 +186,25 @@ Status SqliteStore::load_catalog(CatalogState* catalog) {
   return Status();
 }
 
+Result<std::int64_t> SqliteStore::zone_table_version() {
+  Statement& s = impl_->zone_table_version;
+  SMIMEA_RETURN_IF_ERROR(
+      s.prepare(impl_->db.get(), "SELECT version FROM zone_table_version WHERE id = 0"));
+  const int rc = s.step();
+  if (rc != SQLITE_ROW) {
+    s.reset();
+    return rc == SQLITE_DONE ? Status::store_error(impl_->path, "the zone table version is missing")
+                             : impl_->error("zone table version");
+  }
+  const std::int64_t version = s.int64(0);
+  s.reset();
+  return version;
+}
+
+const std::string& SqliteStore::path() const { return impl_->path; }
+
+const StoreOptions& SqliteStore::options() const { return impl_->options; }
+
 namespace {
 
 // Steps the list statement one row per next(). The statement's read lasts from the first step
@@ -283,6 +302,8 @@ Status SqliteStore::begin_read() {
   impl_->in_read = true;
   return Status();
 }
+
+bool SqliteStore::reading() const { return impl_->in_read; }
 
 void SqliteStore::end_read() noexcept {
   if (!impl_->in_read) return;

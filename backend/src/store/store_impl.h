@@ -37,10 +37,14 @@ class SqliteStore final : public Store {
   Result<bool> data_changed() override;
   Status load_zones(std::vector<Zone>* zones) override;
   Status load_catalog(CatalogState* catalog) override;
+  Result<std::int64_t> zone_table_version() override;
+  const std::string& path() const override;
+  const StoreOptions& options() const override;
   Status list_zone(std::int64_t zone_id, RecordVisitor& visitor) override;
   Result<std::unique_ptr<ZoneCursor>> open_zone_cursor(std::int64_t zone_id) override;
   Status begin_read() override;
   void end_read() noexcept override;
+  bool reading() const override;
   Status hold_read(std::chrono::steady_clock::duration max_age) override;
   void end_held_read() noexcept override;
   std::mutex& held_read_mutex() override;
@@ -98,7 +102,8 @@ struct SqliteStore::Impl {
   // Everything else, prepared on first use.
   detail::Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
       rrset_size, insert_record, bump_serial, set_kind, set_rrset_ttl, set_changed_by,
-      mailbox_address, find_token, token_scopes, load_catalog, bump_catalog;
+      mailbox_address, find_token, token_scopes, load_catalog, bump_catalog,
+      zone_table_version;
   bool cursor_open = false;  // list_zone is held by a ZoneCursor
   bool in_read = false;      // inside begin_read()
   // The snapshot of lookups (hold_read), between its user's thread and the releasing thread.
