@@ -104,9 +104,9 @@ Status ZoneTable::add_catalog(Store& store, const Config& config) {
   e.zone.notified_serial = state.notified_serial;
   e.fqdn = config.catalog + ".";
   e.soa_content = soa_content(config.soa, state.serial);
-  auto at = std::lower_bound(
-      zones_.begin(), zones_.end(), e.zone.name,
-      [](const ZoneEntry& z, const std::string& n) { return z.zone.name < n; });
+  auto at =
+      std::lower_bound(zones_.begin(), zones_.end(), e.zone.name,
+                       [](const ZoneEntry& z, const std::string& n) { return z.zone.name < n; });
   catalog_index_ = static_cast<int>(at - zones_.begin());
   zones_.insert(at, std::move(e));
   return Status();

@@ -102,8 +102,7 @@ struct SqliteStore::Impl {
   // Everything else, prepared on first use.
   detail::Statement load_zones, list_zone, find_zone, add_zone, cert_by_fp, insert_cert, rr_exists,
       rrset_size, insert_record, bump_serial, set_kind, set_rrset_ttl, set_changed_by,
-      mailbox_address, find_token, token_scopes, load_catalog, bump_catalog,
-      zone_table_version;
+      mailbox_address, find_token, token_scopes, load_catalog, bump_catalog, zone_table_version;
   bool cursor_open = false;  // list_zone is held by a ZoneCursor
   bool in_read = false;      // inside begin_read()
   // The snapshot of lookups (hold_read), between its user's thread and the releasing thread.
