@@ -2,8 +2,9 @@
 // backend over a pipe or unix socket, and the native module).
 //
 // An Answerer owns one Store connection and answers from the process's shared zone table
-// (zone_table.h), checked when the database changed (PRAGMA data_version), never per query. lookup() costs, after warm-up: no heap allocation, at most
-// one indexed SELECT (owner names only), zone-level names answered from memory.
+// (zone_table.h), checked when the database changed (PRAGMA data_version), never per query.
+// lookup() costs, after warm-up: no heap allocation, at most one indexed SELECT (owner names
+// only), zone-level names answered from memory.
 // One Answerer per connection/thread, as PowerDNS uses one backend instance per thread. Its
 // reads between checks for changes share the store's held snapshot (Store::hold_read).
 #pragma once
