@@ -30,8 +30,8 @@ class ZoneTableTest : public ::testing::Test {
     config_.nameservers = {"ns1.example.net."};
     config_.soa.mname = "ns1.example.net.";
     config_.soa.rname = "hostmaster.example.net.";
-    fixture_.add_zones({{"example.com", ZoneMode::kAuthoritative},
-                        {"example.net", ZoneMode::kOverlay}});
+    fixture_.add_zones(
+        {{"example.com", ZoneMode::kAuthoritative}, {"example.net", ZoneMode::kOverlay}});
   }
 
   // A server connection of its own, as each pdns backend instance has.
@@ -161,8 +161,9 @@ TEST(ZoneTableMigration, Version6StoresGetAVersionThatTheirZonesMove) {
   ASSERT_TRUE(before.ok()) << before.status().message();
   EXPECT_EQ(*before, 6);
   EXPECT_EQ(raw_int(path, "SELECT count(*) FROM zone_table_version"), 1);
-  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name "
-                          "LIKE '%_moves_version'"),
+  EXPECT_EQ(raw_int(path,
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name "
+                    "LIKE '%_moves_version'"),
             4);
   EXPECT_EQ(raw_int(path, "SELECT count(*) FROM records"), 2);
   auto store = Store::open(path, StoreOptions{});
