@@ -160,7 +160,8 @@ class DataSet:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         self.ctl("check-config")
-        listed = json.loads(self.ctl("--json", "cert", "list", f"user0@{self.zone_name(0)}"))
+        listed = json.loads(self.ctl("--json", "cert", "list",
+                                     f"user0@{self.zone_name(zone_of(0))}"))
         if len(listed) != 1 or len(listed[0]["records"]) != 1:
             raise RuntimeError(f"smimea-ctl cert list disagrees for user0: {listed}")
 
